@@ -1,0 +1,1 @@
+"""Deep Learning Core's engine: release builder, sandboxed runner, checks, scoring, reports and the CLI."""

@@ -1,0 +1,50 @@
+"""Planted bugs ("mutants") that test the hidden suite: each must lose points where it breaks, and only there.
+
+A mutant is a one-place textual edit of a reference module. Topics list theirs in their hidden suite module
+(`MUTANTS`); the tests grade every mutant, and `dlcore demo` uses a few as typical buggy students.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.release import make_stub
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str                  # short id, e.g. "softmax_missing_1_over_N"
+    module: str                # file stem in solutions/<topic>/
+    old: str                   # exact text in the reference (must occur exactly once)
+    new: str                   # replacement
+    primary: str               # the task that must lose points
+    may_break: tuple[str, ...] = ()  # other tasks allowed to lose points (they call the broken code)
+    description: str = ""
+
+    @property
+    def allowed(self) -> set[str]:
+        return {self.primary, *self.may_break}
+
+
+def apply(mutant: Mutant, topic: str, solutions: Path, dest: Path) -> Path:
+    """Write the topic folder with the mutant applied (other modules are the reference) to dest/<topic>."""
+    folder = dest / topic
+    shutil.copytree(solutions / topic, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / f"{mutant.module}.py"
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise ValueError(f"mutant {mutant.name}: its text occurs {count} times in {mutant.module}.py (need 1)")
+    path.write_text(text.replace(mutant.old, mutant.new))
+    return folder
+
+
+def write_stubs(topic: str, solutions: Path, dest: Path) -> Path:
+    """Write the untouched stubs of a topic (as released) to dest/<topic>."""
+    folder = dest / topic
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((solutions / topic).glob("*.py")):
+        text = path.read_text()
+        (folder / path.name).write_text(make_stub(text, topic, path.name) if "### BEGIN SOLUTION" in text else text)
+    return folder

@@ -1,0 +1,242 @@
+"""Grade one topic of one submission: start sandboxed workers, run a suite's checks, collect results.
+
+This process is trusted: it never imports, execs or unpickles student code or data. Student code runs in the
+workers of a Session; only plain arrays and JSON come back.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import course_config
+from autograder import results as R
+from autograder.checks import Context, Suite, task_seed
+from autograder.sandbox import StudentError, Worker, WorkerLost
+from course_config import Limits, Task, Topic
+
+REPO = Path(course_config.__file__).resolve().parent
+SOLUTIONS = REPO / "solutions"
+
+
+def toolkit_dir() -> Path:
+    import toolkit
+
+    return Path(toolkit.__file__).resolve().parent
+
+
+class Session:
+    """The workers serving one student's topic folder: one for NumPy modules (torch banned), one for torch
+    modules. A worker that dies is restarted on the next call; a module that failed to import keeps failing
+    with the same message instead of being retried."""
+
+    def __init__(self, topic: Topic, folder: Path, limits: Limits | None = None,
+                 torch_limits: Limits | None = None):
+        self.topic, self.folder = topic, Path(folder)
+        self.limits = {"numpy": limits or topic.limits, "torch": torch_limits or topic.torch_limits}
+        self.workers: dict[str, Worker] = {}
+        self.imported: dict[str, set[str]] = {}
+        self.import_failures: dict[str, Exception] = {}
+        self.student_seconds = 0.0
+        self.seed, self.seeded = 0, set()
+
+    def reseed(self, seed: int) -> None:
+        """Seed the workers' global RNGs (random, np.random, torch) before their next call in this task."""
+        self.seed, self.seeded = seed, set()
+
+    def kind(self, module: str) -> str:
+        return "torch" if module in self.topic.torch_modules else "numpy"
+
+    def _worker(self, module: str) -> Worker:
+        if module in self.import_failures:
+            raise self.import_failures[module]
+        kind = self.kind(module)
+        w = self.workers.get(kind)
+        if w is None or not w.alive:
+            if w is not None:
+                w.close()
+            banned = course_config.BANNED_IN_NUMPY_WORKER if kind == "numpy" else ()
+            w = Worker({self.topic.slug: self.folder}, self.limits[kind], banned, {"toolkit": toolkit_dir()})
+            self.workers[kind], self.imported[kind] = w, set()
+            self.seeded.discard(kind)
+            w.start()
+        if module not in self.imported[kind]:
+            try:
+                w.import_module(f"{self.topic.slug}.{module}")
+            except StudentError as exc:
+                exc.info["message"] = f"importing {module}.py failed: {exc.info.get('message', '')}"
+                self.import_failures[module] = exc
+                raise
+            except WorkerLost as exc:
+                failure = WorkerLost(exc.reason, f"{exc.message} while {module}.py was being imported "
+                                                 f"(code at the top level of a module runs at import)")
+                self.import_failures[module] = failure
+                raise failure from None
+            self.imported[kind].add(module)
+        if kind not in self.seeded:
+            w.seed(self.seed)
+            self.seeded.add(kind)
+        return w
+
+    def call(self, module: str, target, *args, **kwargs):
+        w = self._worker(module)
+        if isinstance(target, str):
+            target = f"{self.topic.slug}.{module}.{target}"
+        t0 = time.perf_counter()
+        try:
+            return w.call(target, *args, **kwargs)
+        finally:
+            self.student_seconds += time.perf_counter() - t0
+
+    def getattr(self, module: str, handle, attr: str):
+        return self._worker(module).getattr(handle, attr)
+
+    def take_output(self) -> str:
+        return "\n".join(filter(None, (w.take_output() for w in self.workers.values())))
+
+    def banned_imports(self) -> list[str]:
+        w = self.workers.get("numpy")
+        if w is None or not w.alive:
+            return []
+        try:
+            return w.banned_modules()
+        except (StudentError, WorkerLost):
+            return []
+
+    def close(self) -> None:
+        for w in self.workers.values():
+            w.close()
+        self.workers.clear()
+
+
+def load_suite(topic: str, visibility: str) -> Suite:
+    """The public or hidden suite of a topic. The hidden suite exists only in the instructors' repository."""
+    try:
+        mod = importlib.import_module(f"autograder.{visibility}.{topic}")
+    except ModuleNotFoundError as exc:
+        if visibility == "hidden":
+            raise SystemExit(f"the hidden suite for {topic!r} is not available here (the student edition ships "
+                             f"only public checks; use `dlcore check {topic}`)") from exc
+        raise
+    return mod.SUITE
+
+
+def load_reference(topic: Topic) -> dict:
+    """The reference modules from solutions/ (trusted process only), by module stem."""
+    if not (SOLUTIONS / topic.slug).is_dir():
+        raise SystemExit(f"solutions/{topic.slug} not found: the hidden suite needs the instructors' repository")
+    if str(SOLUTIONS) not in sys.path:
+        sys.path.insert(0, str(SOLUTIONS))
+    return {m: importlib.import_module(f"{topic.slug}.{m}") for m in topic.modules}
+
+
+def missing_files(topic: Topic, folder: Path) -> dict[str, str]:
+    """module -> message for student modules that are absent from the folder."""
+    out = {}
+    for m in topic.modules:
+        if not (folder / f"{m}.py").is_file():
+            out[m] = (f"{m}.py is missing from {folder}: copy release/{topic.slug}/{m}.py into that folder "
+                      f"and fill it in (file names must stay as released)")
+    return out
+
+
+def _status(parts: list[R.Part], not_implemented: int) -> str:
+    passed = sum(p.passed for p in parts)
+    if parts and passed == len(parts):
+        return R.PASSED
+    if passed == 0 and not_implemented:
+        return R.NOT_ATTEMPTED
+    return R.PARTIAL if passed else R.FAILED
+
+
+def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int, reference: dict | None,
+             failed_before: set[str]) -> R.CheckResult:
+    tags = (f"{task.module}.{task.function}" if task.function else task.module, task.category)
+    if task.kind == "manual":
+        return R.CheckResult(task.name, 0.0, task.points, R.MANUAL, "pending: graded by an instructor",
+                             tags=tags, seed=seed)
+    check = suite.checks.get(task.name)
+    if check is None:
+        return R.CheckResult(task.name, 0.0, task.points, R.SKIPPED,
+                             f"no {suite.visibility} check for this task; the grader's hidden suite scores it",
+                             tags=tags, seed=seed)
+    missing = missing_files(topic, session.folder).get(task.module)
+    if missing:
+        return R.CheckResult(task.name, 0.0, task.points, R.ERROR, missing, tags=tags, seed=seed)
+    session.reseed(seed)
+    ctx = Context(topic, task, session, seed, reference)
+    t0 = time.perf_counter()
+    check(ctx)
+    seconds = time.perf_counter() - t0
+    parts = ctx.parts or [R.Part("check", 1.0, False, "the check scored nothing")]
+    total = sum(p.weight for p in parts)
+    points = task.points * sum(p.weight for p in parts if p.passed) / total
+    status = _status(parts, ctx.not_implemented)
+    lost = [p for p in parts if not p.passed]
+    message = "; ".join(f"[{p.label}] {p.message}" for p in lost)
+    if status == R.NOT_ATTEMPTED:
+        message = f"not attempted: {tags[0]} still raises NotImplementedError"
+    elif lost and any(d in failed_before for d in task.depends_on):
+        deps = ", ".join(d for d in task.depends_on if d in failed_before)
+        message += f". Note: this task calls {deps}, which lost points in its own check; fix that first"
+    if status == R.FAILED and ctx.worker_errors:
+        status = R.ERROR
+    return R.CheckResult(task.name, round(points, 6), task.points, status, message, tuple(parts),
+                         session.take_output(), round(seconds, 3), tags, seed)
+
+
+def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student: str = "",
+                seed: int | None = None, limits: Limits | None = None, torch_limits: Limits | None = None,
+                tasks: list[str] | None = None) -> R.TopicResult:
+    """Grade `folder` (a student's copy of release/<topic>/) with the public or hidden suite."""
+    t0 = time.perf_counter()
+    folder = Path(folder)
+    suite = load_suite(topic.slug, visibility)
+    reference = load_reference(topic) if visibility == "hidden" else None
+    base = course_config.GRADING_SEED if seed is None else seed
+    result = R.TopicResult(student=student, topic=topic.slug)
+    if not folder.is_dir():
+        result.notes.append(f"no folder {folder}: the submission has nothing for {topic.slug}")
+    else:
+        result.notes.extend(missing_files(topic, folder).values())
+    budget = (limits or topic.limits).wall_s
+    session = Session(topic, folder, limits, torch_limits)
+    failed: set[str] = set()
+    try:
+        for task in topic.tasks:
+            if tasks and task.name not in tasks:
+                continue
+            seed_t = task_seed(base, task.name, student if visibility == "hidden" else "public")
+            if time.perf_counter() - t0 > budget and task.kind == "auto":
+                r = R.CheckResult(task.name, 0.0, task.points, R.SKIPPED,
+                                  f"not run: this submission used up its grading time of {budget:g} s",
+                                  seed=seed_t)
+            elif not folder.is_dir() and task.kind == "auto":
+                r = R.CheckResult(task.name, 0.0, task.points, R.ERROR, f"{folder} does not exist", seed=seed_t)
+            else:
+                r = run_task(topic, task, suite, session, seed_t, reference, failed)
+            if r.points < r.max_points and r.status != R.MANUAL:
+                failed.add(task.name)
+            result.results.append(r)
+        banned = session.banned_imports()
+        if banned:
+            result.notes.append(f"policy: the NumPy modules loaded {', '.join(banned)}; from-scratch tasks may not "
+                                f"use them")
+    finally:
+        session.close()
+    result.seconds = round(time.perf_counter() - t0, 3)
+    result.student_seconds = round(session.student_seconds, 3)
+    return result
+
+
+def accuracy(scores, labels) -> float:
+    """Fraction of rows whose highest score is the true label (NaN scores count as wrong)."""
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != len(labels):
+        return math.nan
+    pred = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)
+    return float(np.mean(pred == labels))

@@ -1,0 +1,207 @@
+"""The course as data: topics, graded tasks, points, tolerances, thresholds, limits and the grade scale.
+
+This is the one place these values live. Markers, manifests, reports, the release step and the hidden suite
+read them from here; nothing else retypes them. Every field carries a comment saying what it means.
+Unknown keys raise (the dataclasses are frozen and have no catch-all), so a typo fails at import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Assessment categories of the course and their weight in the final percentage. When a gradebook covers only
+# some topics, the weights are renormalised over the categories that have points in it (see autograder.scoring).
+CATEGORY_WEIGHTS: dict[str, float] = {
+    "implementation": 0.50,         # from-scratch NumPy code: layers, nets, training loops
+    "visualization": 0.15,          # figures graded by their data (gradient flow, samples, attention maps)
+    "comparative": 0.15,            # NumPy-vs-PyTorch parity and written comparisons
+    "generative": 0.20,             # VAE / GAN projects
+}
+
+# OAU grade scale: (letter, lowest percentage, grade point), highest first.
+GRADE_SCALE: tuple[tuple[str, float, int], ...] = (
+    ("A", 70.0, 5),
+    ("B", 60.0, 4),
+    ("C", 50.0, 3),
+    ("D", 45.0, 2),
+    ("E", 40.0, 1),
+    ("F", 0.0, 0),
+)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Numerical tolerances. Every comparison runs in float64."""
+
+    grad_rtol: float = 1e-6         # norm-relative error ||num - ana|| / (||num|| + ||ana||) for a gradient
+    forward_rtol: float = 1e-7      # forward values vs the reference: max |a - b| / max(1, |b|)
+    parity_rtol: float = 1e-7       # NumPy vs PyTorch (float64) values and gradients, same measure
+    grad_h: float = 1e-6            # central-difference step for directional derivatives
+    grad_directions: int = 3        # random unit directions per tensor in a directional gradient check
+    kink_margin: float = 1e-3       # inputs closer than this to a kink (ReLU at 0) are pushed away
+    stat_rtol: float = 0.08         # relative error allowed on a sampled standard deviation (weight init)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandboxed worker (one submission's module being graded)."""
+
+    wall_s: float = 900.0           # grading time for one submission's topic; tasks after it are skipped
+    call_s: float = 20.0            # wall clock for one call into student code
+    import_s: float = 10.0          # wall clock for importing the student module
+    memory_mb: int = 2048           # address space (RLIMIT_AS) / cgroup memory limit
+    cpu_s: int = 120                # CPU seconds (RLIMIT_CPU)
+    nproc: int = 64                 # processes and threads (cgroup pids.max, or RLIMIT_NPROC when not root)
+    fsize_mb: int = 64              # largest file the worker may write (RLIMIT_FSIZE)
+    output_kb: int = 64             # student stdout/stderr kept for feedback (head and tail)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One graded unit. Its name is the pytest marker, the results.json test name and the gradebook column."""
+
+    name: str                       # "<topic>.<function or check>", e.g. "feedforward.affine_backward"
+    points: float                   # maximum points
+    category: str                   # a key of CATEGORY_WEIGHTS
+    module: str                     # student module (file stem) that holds the graded code, e.g. "layers"
+    function: str                   # graded function or class inside that module ("" for a notebook task)
+    kind: str = "auto"              # "auto": the hidden suite scores it; "manual": an instructor scores it
+    depends_on: tuple[str, ...] = ()  # tasks whose code this one calls; their bugs may cost points here too
+    description: str = ""           # one line shown in tables and feedback
+
+
+@dataclass(frozen=True)
+class Training:
+    """How the grader trains a student's network for an accuracy check."""
+
+    train_size: int                 # training images used (at most 10,000)
+    test_size: int                  # held-out test images scored by the checker
+    hidden_dim: int                 # hidden units of the two-layer net
+    epochs: int                     # passes over the training subset
+    batch_size: int                 # mini-batch size
+    learning_rate: float            # SGD step size
+    lr_decay: float                 # learning rate multiplier applied after every epoch
+    reg: float                      # L2 regularisation strength
+    min_accuracy: float             # test accuracy the student's network must reach
+    time_budget_s: float = 180.0    # wall clock for one training run in the worker (reference: ~8 s on 1 core)
+    calibration_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # seeds at which the reference must clear the bar
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A course topic: a folder of student modules plus an nbgrader notebook."""
+
+    slug: str                       # folder name under solutions/, release/, assignments/ and submissions
+    title: str                      # shown in reports
+    modules: tuple[str, ...]        # student module file stems, in solutions/<slug>/ and release/<slug>/
+    notebook: str                   # nbgrader notebook file name in assignments/<slug>/
+    tasks: tuple[Task, ...]         # graded tasks, in report order
+    torch_modules: tuple[str, ...] = ()  # modules graded in a worker where torch may be imported
+    limits: Limits = field(default_factory=Limits)
+    torch_limits: Limits = field(default_factory=lambda: Limits(memory_mb=8192, wall_s=180.0, call_s=120.0,
+                                                                import_s=60.0, cpu_s=300))
+    training: Training | None = None  # accuracy-check settings, if the topic trains a network
+    dataset: str = ""               # data file stem under DLCORE_DATA, e.g. "mnist"
+
+    @property
+    def max_points(self) -> float:
+        return sum(t.points for t in self.tasks)
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"{self.slug}: no task named {name!r}; known: {[t.name for t in self.tasks]}")
+
+
+def _ff(fn: str, points: float, module: str = "layers", category: str = "implementation",
+        depends_on: tuple[str, ...] = (), description: str = "", kind: str = "auto") -> Task:
+    """A feedforward task named after the function it grades."""
+    return Task(f"feedforward.{fn}", points, category, module, fn if kind == "auto" else "",
+                kind, tuple(f"feedforward.{d}" for d in depends_on), description)
+
+
+_LAYERS = ("affine_forward", "affine_backward", "relu_forward", "relu_backward")
+
+FEEDFORWARD = Topic(
+    slug="feedforward",
+    title="Feedforward networks in NumPy (MNIST)",
+    modules=("layers", "net", "torch_net"),
+    notebook="feedforward.ipynb",
+    torch_modules=("torch_net",),
+    dataset="mnist",
+    tasks=(
+        _ff("affine_forward", 2, description="fully connected forward, input flattened"),
+        _ff("affine_backward", 3, description="gradients of the affine layer"),
+        _ff("relu_forward", 1, description="ReLU forward"),
+        _ff("relu_backward", 1, description="ReLU backward"),
+        _ff("sigmoid_forward", 1, description="sigmoid forward, stable for large |x|"),
+        _ff("sigmoid_backward", 1, description="sigmoid backward"),
+        _ff("tanh_forward", 1, description="tanh forward"),
+        _ff("tanh_backward", 1, description="tanh backward"),
+        _ff("softmax_loss", 3, description="mean cross-entropy and its gradient, numerically stable"),
+        _ff("batchnorm_forward", 3, description="batch normalisation forward, train and test modes"),
+        _ff("batchnorm_backward", 3, description="batch normalisation backward"),
+        _ff("init_weights", 2, description="zero, small-normal, Xavier and He initialisation"),
+        _ff("TwoLayerNet", 4, module="net", depends_on=_LAYERS + ("sigmoid_forward", "sigmoid_backward",
+                                                                  "tanh_forward", "tanh_backward",
+                                                                  "softmax_loss", "init_weights"),
+            description="two-layer net: scores, loss and gradients (CS231n contract)"),
+        _ff("train", 3, module="net", depends_on=_LAYERS + ("softmax_loss", "init_weights", "TwoLayerNet"),
+            description="mini-batch SGD reaches the accuracy bar on an MNIST subset"),
+        _ff("TorchTwoLayerNet", 3, module="torch_net", category="comparative",
+            description="the same net in PyTorch: identical weights give the same loss and gradients"),
+        _ff("train_torch", 2, module="torch_net", category="comparative", depends_on=("TorchTwoLayerNet",),
+            description="the PyTorch net reaches the accuracy bar"),
+        _ff("written_comparison", 3, module="feedforward", category="comparative", kind="manual",
+            description="written NumPy-vs-PyTorch comparison in the notebook (instructor graded)"),
+    ),
+    # The reference reaches 0.956-0.959 test accuracy with these settings (calibrated at 5 seeds in the tests).
+    training=Training(train_size=10_000, test_size=10_000, hidden_dim=128, epochs=20, batch_size=50,
+                      learning_rate=0.5, lr_decay=0.9, reg=1e-3, min_accuracy=0.95),
+)
+
+TOLERANCES = Tolerances()
+
+# All topics of the course, in teaching order. Later issues add backprop, cnn, rnn, autoencoders, gan, attention.
+TOPICS: tuple[Topic, ...] = (FEEDFORWARD,)
+
+# The fixed folder names of all seven topics (a submission folder for a topic uses the same name).
+TOPIC_SLUGS: tuple[str, ...] = ("feedforward", "backprop", "cnn", "rnn", "autoencoders", "gan", "attention")
+
+# Modules a from-scratch NumPy worker refuses to import (the topic's torch_modules are graded elsewhere).
+BANNED_IN_NUMPY_WORKER: tuple[str, ...] = ("torch", "torchvision", "jax", "jaxlib", "tensorflow", "autograd",
+                                           "functorch", "keras", "cupy", "mxnet")
+
+# Directory name of the bundled sample cohort for `dlcore demo`, and the seed that makes grading reproducible.
+GRADING_SEED: int = 20261125
+
+
+def topic(slug: str) -> Topic:
+    """The topic called `slug`, or a KeyError that lists the known ones."""
+    for t in TOPICS:
+        if t.slug == slug:
+            return t
+    raise KeyError(f"unknown topic {slug!r}; configured topics: {', '.join(t.slug for t in TOPICS)}")
+
+
+def all_tasks() -> list[Task]:
+    """Every task of every configured topic, in order."""
+    return [task for t in TOPICS for task in t.tasks]
+
+
+def _validate() -> None:
+    """Fail at import on inconsistent configuration rather than at grading time."""
+    names = [t.name for t in all_tasks()]
+    assert len(names) == len(set(names)), "task names must be unique"
+    for tp in TOPICS:
+        assert tp.slug in TOPIC_SLUGS, tp.slug
+        for t in tp.tasks:
+            assert t.category in CATEGORY_WEIGHTS, f"{t.name}: unknown category {t.category!r}"
+            assert t.kind in ("auto", "manual"), f"{t.name}: unknown kind {t.kind!r}"
+            assert t.kind == "manual" or t.module in tp.modules, f"{t.name}: module {t.module!r} not in topic"
+            for d in t.depends_on:
+                assert d in names, f"{t.name}: depends on unknown task {d!r}"
+    assert abs(sum(CATEGORY_WEIGHTS.values()) - 1.0) < 1e-12, "category weights must sum to 1"
+
+
+_validate()

@@ -1,0 +1,1 @@
+"""Student toolkit shared by every topic: gradient checks, PyTorch parity and data loading."""
