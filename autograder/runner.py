@@ -41,6 +41,7 @@ class Session:
         self.import_failures: dict[str, Exception] = {}
         self.student_seconds = 0.0
         self.seed, self.seeded = 0, set()
+        self.deadline = time.monotonic() + self.limits["numpy"].wall_s
 
     def reseed(self, seed: int) -> None:
         """Seed the workers' global RNGs (random, np.random, torch) before their next call in this task."""
@@ -84,6 +85,12 @@ class Session:
         w = self._worker(module)
         if isinstance(target, str):
             target = f"{self.topic.slug}.{module}.{target}"
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkerLost("budget", f"was not run: the submission used up its grading time "
+                                       f"({self.limits['numpy'].wall_s:g} s)")
+        # a call may not outlast the submission's grading budget, whatever timeout the check asked for
+        kwargs["timeout"] = min(kwargs.get("timeout") or self.limits[self.kind(module)].call_s, remaining)
         t0 = time.perf_counter()
         try:
             return w.call(target, *args, **kwargs)
@@ -140,6 +147,24 @@ def missing_files(topic: Topic, folder: Path) -> dict[str, str]:
             out[m] = (f"{m}.py is missing from {folder}: copy release/{topic.slug}/{m}.py into that folder "
                       f"and fill it in (file names must stay as released)")
     return out
+
+
+def notebook_problem(topic: Topic, folder: Path) -> str | None:
+    """Why the topic notebook in `folder` cannot be read, or None when it is a valid notebook."""
+    path = folder / topic.notebook
+    if not path.is_file():
+        return (f"{topic.notebook} is missing from {folder}: hand in the notebook with your written answers "
+                f"(copy release/{topic.slug}/{topic.notebook} and work in it)")
+    import nbformat
+
+    try:
+        nbformat.validate(nbformat.read(path, as_version=4))
+    except Exception as exc:  # JSON errors, schema errors, wrong encodings: all mean "cannot read it"
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return (f"{topic.notebook} is not a valid notebook ({first}); its written answers cannot be read. "
+                f"Open it in JupyterLab and save it again, or copy your answers into a fresh copy of "
+                f"release/{topic.slug}/{topic.notebook}")
+    return None
 
 
 def _status(parts: list[R.Part], not_implemented: int) -> str:
@@ -201,6 +226,9 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
         result.notes.append(f"no folder {folder}: the submission has nothing for {topic.slug}")
     else:
         result.notes.extend(missing_files(topic, folder).values())
+        problem = notebook_problem(topic, folder)
+        if problem:
+            result.notes.append(problem)
     budget = (limits or topic.limits).wall_s
     session = Session(topic, folder, limits, torch_limits)
     failed: set[str] = set()

@@ -298,8 +298,13 @@ class Worker:
 
     # -- requests ---------------------------------------------------------------------------------
     def _lost(self, timed_out: float | None = None) -> WorkerLost:
-        self.kill()
+        if timed_out is None and self.proc is not None:
+            try:  # let a process that is exiting by itself report its own status before we kill it
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         code = self.proc.returncode if self.proc else None
+        self.kill()
         if timed_out is not None:
             return WorkerLost("timeout", f"did not finish within {timed_out:g} s (an endless loop, a long sleep "
                                          f"or far too slow code?); the grader stopped it")
@@ -334,6 +339,10 @@ class Worker:
                 self.kill()
                 raise WorkerLost("protocol", f"sent a malformed reply ({exc})") from None
             raise self._lost() from None
+        output = header.get("output")
+        if isinstance(output, str) and output:
+            with self._lock:
+                self._output += output.encode("utf-8", errors="replace")[: self.limits.output_kb << 10]
         if not header.get("ok", False):
             err = header.get("error") or {}
             raise StudentError(err if isinstance(err, dict) else {"type": "Error", "message": str(err)})

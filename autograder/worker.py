@@ -135,6 +135,38 @@ def encode(value, blobs: list[bytes], keep, depth: int = 0):
     return keep(value)
 
 
+class _Capture:
+    """A text stream that keeps the first and last 32 KiB written to it."""
+
+    LIMIT = 32 << 10
+
+    def __init__(self):
+        self.head, self.tail, self.dropped = [], "", 0
+        self.size = 0
+
+    def write(self, text) -> int:
+        text = str(text)
+        if self.size < self.LIMIT:
+            self.head.append(text)
+            self.size += len(text)
+        else:
+            self.tail = (self.tail + text)[-self.LIMIT:]
+            self.dropped += len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def text(self) -> str:
+        out = "".join(self.head)
+        if self.dropped:
+            out += f"\n[... output shortened ...]\n{self.tail}"
+        return out
+
+
 class _BanImports:
     """meta_path finder that refuses banned top-level packages (the policy is also checked via sys.modules)."""
 
@@ -176,6 +208,10 @@ class Worker:
             path = os.path.realpath(fr.filename)
             if path.startswith(self.root + os.sep):
                 where.append([os.path.relpath(path, self.root), fr.lineno, fr.name, (fr.line or "").strip()])
+        if isinstance(exc, SyntaxError) and exc.filename:  # the error is in the student's file, not a frame
+            path = os.path.realpath(exc.filename)
+            if path.startswith(self.root + os.sep):
+                where.append([os.path.relpath(path, self.root), exc.lineno, "<module>", (exc.text or "").strip()])
         info = {"type": type(exc).__name__, "message": str(exc)[:2000], "where": where[-5:],
                 "not_implemented": isinstance(exc, NotImplementedError)}
         if isinstance(exc, TypeError) and target is not None:
@@ -260,6 +296,8 @@ class Worker:
             if op == "exit":
                 return
             handler = getattr(self, f"op_{op}", None)
+            capture = _Capture()
+            sys.stdout = sys.stderr = capture  # the student's prints come back with the reply, in order
             try:
                 if handler is None:
                     raise WireError(f"unknown op {op!r}")
@@ -267,6 +305,9 @@ class Worker:
                 reply.setdefault("ok", True)
             except BaseException as exc:
                 reply, out_blobs = {"ok": False, "error": self.describe(exc)}, []
+            finally:
+                sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+            reply["output"] = capture.text()
             try:
                 write_message(self.fd_out, reply, out_blobs)
             except (TypeError, ValueError) as exc:  # a value that cannot be encoded is a bad return

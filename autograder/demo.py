@@ -1,0 +1,79 @@
+"""`dlcore demo`: build a small sample cohort from the bundled definitions, grade it end to end, show the results.
+
+The cohort (nbgrader layout OUT/submitted/<student>/<topic>/): the reference solution, untouched stubs, three
+typical buggy students (mutants from the hidden suite), and one hostile submission that calls sys.exit at
+import. Each student folder also carries the topic notebook. One manual score is supplied from a CSV.
+"""
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+
+import course_config
+from autograder import batch, mutants
+from autograder.runner import REPO
+
+SOLUTIONS = REPO / "solutions"
+
+# student -> how the submission is made: "reference", "stubs", "hostile", or a mutant name
+COHORT = {
+    "adaeze": "reference",
+    "bola": "stubs",
+    "chidi": "softmax_missing_1_over_N",
+    "damilola": "affine_dw_transposed",
+    "emeka": "batchnorm_running_not_updated",
+    "funmi": "hostile",
+}
+HOSTILE_LINE = "import sys\nsys.exit(0)  # a submission that tries to end the grader early\n"
+
+
+def build_cohort(root: Path, topic: course_config.Topic) -> Path:
+    """Write OUT/submitted/<student>/<topic>/ for every sample student; returns the submitted/ folder."""
+    submitted = root / "submitted"
+    shutil.rmtree(submitted, ignore_errors=True)
+    by_name = {m.name: m for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS}
+    released_nb = REPO / "release" / topic.slug / topic.notebook
+    source_nb = REPO / "assignments" / topic.slug / topic.notebook
+    for student, kind in COHORT.items():
+        dest = submitted / student
+        dest.mkdir(parents=True)
+        if kind == "stubs":
+            folder = mutants.write_stubs(topic.slug, SOLUTIONS, dest)
+        elif kind in ("reference", "hostile"):
+            folder = dest / topic.slug
+            shutil.copytree(SOLUTIONS / topic.slug, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            if kind == "hostile":
+                victim = folder / f"{topic.torch_modules[0] if topic.torch_modules else topic.modules[-1]}.py"
+                victim.write_text(HOSTILE_LINE + victim.read_text())
+        else:
+            folder = mutants.apply(by_name[kind], topic.slug, SOLUTIONS, dest)
+        notebook = source_nb if kind == "reference" else released_nb
+        if notebook.is_file():
+            shutil.copy(notebook, folder / topic.notebook)
+    return submitted
+
+
+def run(out: Path, jobs: int = 2) -> list[dict]:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    topics = [t.slug for t in course_config.TOPICS]
+    for t in course_config.TOPICS:
+        build_cohort(out, t)
+    manual = out / "manual_scores.csv"
+    manual_tasks = [t.name for tp in course_config.TOPICS for t in tp.tasks if t.kind == "manual"]
+    manual.write_text("student,task,points\n" + "".join(f"adaeze,{name},3\n" for name in manual_tasks))
+    console.print(f"sample cohort of {len(COHORT)} students in {out / 'submitted'}; grading with {jobs} job(s)")
+    rows = batch.grade(topics, out, out / "graded", jobs=jobs, manual=manual, force=True)
+    table = Table(title="gradebook (graded/gradebook.csv)")
+    for col in ("student", "submission", "points", "%", "grade"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["student"], COHORT.get(row["student"], ""), f"{row['total_points']:g}/{row['total_max']:g}",
+                      f"{row['percentage']:.1f}", f"{row['letter']} ({row['grade_point']})")
+    console.print(table)
+    console.print(f"feedback pages: {out / 'graded'}/<student>/feedback.html; "
+                  f"Gradescope files: {out / 'graded'}/<student>/<topic>/results.json")
+    return rows

@@ -1,0 +1,83 @@
+"""From task results to category points, a weighted percentage and an OAU letter grade (all from config)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import course_config
+from autograder import results as R
+from course_config import CATEGORY_WEIGHTS, GRADE_SCALE
+
+
+def letter(percent: float) -> tuple[str, int]:
+    """OAU letter and grade point for a percentage (A 70-100 (5) ... F 0-39 (0))."""
+    for name, lowest, point in GRADE_SCALE:
+        if percent >= lowest - 1e-9:
+            return name, point
+    return GRADE_SCALE[-1][0], GRADE_SCALE[-1][2]
+
+
+def category_points(topic_results: list[R.TopicResult]) -> dict[str, tuple[float, float]]:
+    """category -> (earned, possible) over the given topics."""
+    out = {c: [0.0, 0.0] for c in CATEGORY_WEIGHTS}
+    for tr in topic_results:
+        tasks = {t.name: t for t in course_config.topic(tr.topic).tasks}
+        for r in tr.results:
+            cat = tasks[r.task].category if r.task in tasks else "implementation"
+            out[cat][0] += r.points
+            out[cat][1] += r.max_points
+    return {c: (e, p) for c, (e, p) in out.items()}
+
+
+def percentage(cats: dict[str, tuple[float, float]]) -> float:
+    """Weighted percentage; weights are renormalised over the categories that have points possible."""
+    used = {c: w for c, w in CATEGORY_WEIGHTS.items() if cats.get(c, (0, 0))[1] > 0}
+    if not used:
+        return 0.0
+    total_w = sum(used.values())
+    return 100.0 * sum(w * cats[c][0] / cats[c][1] for c, w in used.items()) / total_w
+
+
+def gradebook_row(student: str, topic_results: list[R.TopicResult]) -> dict:
+    """One gradebook line: per-topic and per-category points, total, percentage, letter and grade point."""
+    row: dict = {"student": student}
+    for tr in sorted(topic_results, key=lambda t: t.topic):
+        row[f"{tr.topic}_points"] = round(tr.points, 2)
+        row[f"{tr.topic}_max"] = round(tr.max_points, 2)
+    cats = category_points(topic_results)
+    for c, (earned, possible) in cats.items():
+        if possible:
+            row[f"{c}_points"], row[f"{c}_max"] = round(earned, 2), round(possible, 2)
+    row["total_points"] = round(sum(tr.points for tr in topic_results), 2)
+    row["total_max"] = round(sum(tr.max_points for tr in topic_results), 2)
+    pct = percentage(cats)
+    row["percentage"] = round(pct, 2)
+    row["letter"], row["grade_point"] = letter(pct)
+    pending = sum(r.max_points for tr in topic_results for r in tr.results if r.status == R.MANUAL)
+    row["pending_manual_points"] = round(pending, 2)
+    return row
+
+
+def load_manual(path: Path | None) -> dict[tuple[str, str], float]:
+    """Instructor scores for manual tasks from a CSV with columns student, task, points."""
+    if path is None:
+        return {}
+    scores = {}
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                scores[(row["student"].strip(), row["task"].strip())] = float(row["points"])
+            except (KeyError, ValueError) as exc:
+                raise SystemExit(f"{path}:{i}: expected columns student,task,points with a number ({exc})")
+    return scores
+
+
+def apply_manual(tr: R.TopicResult, manual: dict[tuple[str, str], float]) -> R.TopicResult:
+    """Replace pending manual results with instructor scores (clipped to the task's points)."""
+    for i, r in enumerate(tr.results):
+        if r.status == R.MANUAL and (tr.student, r.task) in manual:
+            pts = min(max(manual[(tr.student, r.task)], 0.0), r.max_points)
+            status = R.PASSED if pts == r.max_points else (R.PARTIAL if pts else R.FAILED)
+            tr.results[i] = R.CheckResult(r.task, pts, r.max_points, status, "scored by an instructor",
+                                          tags=r.tags, seed=r.seed)
+    return tr

@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests use the real sandbox, real torch, real data and the real nbgrader CLI."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import course_config
+from autograder.runner import grade_topic
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTIONS = REPO / "solutions"
+FF = course_config.FEEDFORWARD
+
+# CI sets DLCORE_DATA; a developer checkout with ../shared beside it works without it.
+if "DLCORE_DATA" not in os.environ and (REPO.parent / "shared" / "data" / "mnist.npz").is_file():
+    os.environ["DLCORE_DATA"] = str(REPO.parent / "shared" / "data")
+
+
+@pytest.fixture
+def reference_copy(tmp_path) -> Path:
+    """A student folder holding the reference solution of topic 1 (to edit into a hostile or buggy one)."""
+    folder = tmp_path / "sub" / "feedforward"
+    shutil.copytree(SOLUTIONS / "feedforward", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def edit(folder: Path, module: str, old: str, new: str) -> None:
+    """Replace text that must occur exactly once in folder/<module>.py."""
+    path = folder / f"{module}.py"
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def prepend(folder: Path, module: str, code: str) -> None:
+    """Insert top-level code into a module, right after its `from __future__` import."""
+    marker = "from __future__ import annotations\n"
+    edit(folder, module, marker, marker + code + "\n")
+
+
+def by_task(result) -> dict:
+    return {r.task: r for r in result.results}
+
+
+def grade(folder: Path, tasks=None, visibility="hidden", limits=None, student="tester"):
+    """Grade a topic-1 folder; `limits` shortens the time limits of both workers (torch keeps its memory)."""
+    torch_limits = dataclasses.replace(limits, memory_mb=FF.torch_limits.memory_mb) if limits else None
+    return grade_topic(FF, folder, visibility, student=student, tasks=tasks, limits=limits,
+                       torch_limits=torch_limits)
