@@ -19,12 +19,18 @@ class Mutant:
     old: str                   # exact text in the reference (must occur exactly once)
     new: str                   # replacement
     primary: str               # the task that must lose points
-    may_break: tuple[str, ...] = ()  # other tasks allowed to lose points (they call the broken code)
+    may_break: tuple[str, ...] = ()  # tasks besides the primary's dependents (config depends_on) that may lose
     description: str = ""
 
-    @property
-    def allowed(self) -> set[str]:
-        return {self.primary, *self.may_break}
+    def allowed(self, topic) -> set[str]:
+        """Tasks that may lose points: the primary, every task that (transitively) depends on it in the
+        config, and the listed extras."""
+        allowed, grew = {self.primary, *self.may_break}, True
+        while grew:
+            new = {t.name for t in topic.tasks if set(t.depends_on) & allowed} - allowed
+            allowed |= new
+            grew = bool(new)
+        return allowed
 
 
 def apply(mutant: Mutant, topic: str, solutions: Path, dest: Path) -> Path:
