@@ -35,7 +35,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_release(args) -> int:
-    from autograder import release
+    import autograder.release as release
 
     topics = [course_config.topic(t) for t in args.topics] if args.topics else list(course_config.TOPICS)
     dest = Path(args.dest).resolve() if args.dest else release.REPO / "release"
@@ -55,7 +55,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from autograder import batch
+    import autograder.batch as batch
 
     batch.grade(args.topics, Path(args.submissions).resolve(), Path(args.out).resolve(), jobs=args.jobs,
                 manual=Path(args.manual) if args.manual else None, force=args.force)
@@ -63,7 +63,7 @@ def cmd_grade(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from autograder import demo
+    import autograder.demo as demo
 
     demo.run(Path(args.out).resolve(), jobs=args.jobs)
     return 0
@@ -107,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlcore: {exc.args[0]}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        print(f"dlcore {args.cmd}: {exc.name} is not part of this edition (the student edition has only "
-              f"`dlcore check`)", file=sys.stderr)
+        if (exc.name or "").startswith("autograder."):
+            print(f"dlcore {args.cmd}: {exc.name} is not part of this edition (the student edition has only "
+                  f"`dlcore check`)", file=sys.stderr)
+        else:
+            print(f"dlcore {args.cmd}: the package {exc.name!r} is not installed; run `pip install -e .` in the "
+                  f"course folder", file=sys.stderr)
         return 2
 
 

@@ -11,8 +11,11 @@ import course_config
 from autograder.runner import grade_topic
 
 
-def check(task: str, folder: str | Path = ".") -> float:
-    """Grade one task with the public suite; returns the points, raises AssertionError if any were lost."""
+def check(task: str, folder: str | Path = ".") -> None:
+    """Grade one task with the public suite; raises AssertionError if any points were lost.
+
+    Returns None on purpose: nbgrader would read a number left as a cell's value as that cell's partial credit.
+    """
     topic = course_config.topic(task.split(".")[0])
     result = grade_topic(topic, Path(folder).resolve(), "public", tasks=[task]).results[0]
     mark = "PASS" if result.points == result.max_points else "FAIL"
@@ -22,4 +25,3 @@ def check(task: str, folder: str | Path = ".") -> float:
     if result.output.strip():
         print("  your code printed:\n    " + result.output.strip().replace("\n", "\n    ")[:2000])
     assert result.points == result.max_points, f"{task}: {result.message}"
-    return result.points

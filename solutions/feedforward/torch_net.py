@@ -61,7 +61,7 @@ class TorchTwoLayerNet(nn.Module):
         grads = {"W1": self.fc1.weight.grad.T.numpy().copy(), "b1": self.fc1.bias.grad.numpy().copy(),
                  "W2": self.fc2.weight.grad.T.numpy().copy(), "b2": self.fc2.bias.grad.numpy().copy()}
         ### END SOLUTION
-        return float(loss), grads
+        return loss.item(), grads
 
 
 def train_torch(model, X, y, X_val, y_val, learning_rate=0.1, epochs=10, batch_size=100, lr_decay=1.0, seed=0):
@@ -87,7 +87,7 @@ def train_torch(model, X, y, X_val, y_val, learning_rate=0.1, epochs=10, batch_s
             loss = model.objective(model(X_t[idx]), y_t[idx])
             loss.backward()
             opt.step()
-            history["loss"].append(float(loss))
+            history["loss"].append(loss.item())
         sched.step()
         history["val_acc"].append(float(np.mean(np.argmax(model.loss(X_val), axis=1) == y_val)))
     ### END SOLUTION

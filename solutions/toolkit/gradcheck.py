@@ -143,10 +143,12 @@ def check_layer(forward: Callable, backward: Callable, inputs: Mapping[str, Arra
     `forward(**inputs)` returns (out, cache); `backward(dout, cache)` returns the gradients in the order of
     `inputs` (a tuple, or a single array for one input). Returns name -> error and prints one line per input.
     """
-    rng = np.random.default_rng(seed)
+    # upstream gradient and directions come from streams of their own: with the same seed as the caller's
+    # inputs, dout could be a copy of x (and batchnorm's dx would then be ~0 for any implementation)
+    dout_rng, rng = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, 7]).spawn(2))
     inputs = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
     out, cache = forward(**{k: v.copy() for k, v in inputs.items()})
-    dout = rng.standard_normal(np.shape(out))
+    dout = dout_rng.standard_normal(np.shape(out))
     grads = backward(dout, cache)
     grads = grads if isinstance(grads, tuple) else (grads,)
     named = dict(zip(inputs, grads))

@@ -1,0 +1,87 @@
+"""release/ is generated: a fresh build equals it, and the lint keeps solutions and hidden tests out of it."""
+from __future__ import annotations
+
+import ast
+import shutil
+
+import nbformat
+import pytest
+
+import course_config
+from autograder import release
+from conftest import REPO
+
+RELEASE = REPO / "release"
+
+
+def test_release_is_fresh():
+    diffs = release.check_fresh(RELEASE)
+    assert not diffs, "release/ is stale; run `dlcore release` and commit:\n" + "\n".join(diffs)
+
+
+def test_release_passes_the_lint():
+    assert release.lint(RELEASE) == []
+
+
+@pytest.mark.parametrize("plant, expect", [
+    (lambda r: (r / "feedforward" / "layers.py").write_text(
+        (r / "feedforward" / "layers.py").read_text() + "\n    dx = inv_std * (dx_hat - dx_hat.mean(axis=0) - "
+        "x_hat * (dx_hat * x_hat).mean(axis=0))\n"), "solution or hidden-test code"),
+    (lambda r: (r / "feedforward" / "net.py").write_text("### BEGIN SOLUTION\n"), "marker"),
+    (lambda r: (r / "feedforward" / "expected.npz").write_bytes(b"PK"), "binary data"),
+    (lambda r: shutil.copytree(REPO / "autograder" / "hidden", r / "autograder" / "hidden"), "must not be released"),
+])
+def test_lint_catches_leaks(tmp_path, plant, expect):
+    copy = tmp_path / "release"
+    shutil.copytree(RELEASE, copy)
+    assert release.lint(copy) == []
+    plant(copy)
+    assert any(expect in p for p in release.lint(copy)), release.lint(copy)
+
+
+def test_stub_generation():
+    src = ('def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    y = x + 1\n    ### END SOLUTION\n    return y\n\n'
+           'class A:\n    def g(self):\n        if True:\n            ### BEGIN SOLUTION\n            return 1\n'
+           '            ### END SOLUTION\n')
+    stub = release.make_stub(src, "topic")
+    assert 'raise NotImplementedError("topic.f")' in stub and 'raise NotImplementedError("topic.A.g")' in stub
+    assert "x + 1" not in stub and "return 1" not in stub
+    ns = {}
+    exec(stub, ns)
+    with pytest.raises(NotImplementedError, match="topic.f"):
+        ns["f"](1)
+
+
+@pytest.mark.parametrize("src, words", [
+    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION\n", "nested"),
+    ("def f():\n    ### BEGIN SOLUTION\n    pass\n", "never closed"),
+    ("def f():\n    pass\n    ### END SOLUTION\n", "without a matching"),
+    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "outside a function"),
+])
+def test_bad_markers_are_hard_errors(src, words):
+    with pytest.raises(release.MarkerError, match=words):
+        release.make_stub(src, "topic", "bad.py")
+
+
+def test_every_stub_raises_with_its_task_name():
+    for topic in course_config.TOPICS:
+        for module in topic.modules:
+            text = (RELEASE / topic.slug / f"{module}.py").read_text()
+            raised = [n.exc.args[0].value for n in ast.walk(ast.parse(text))
+                      if isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call)
+                      and getattr(n.exc.func, "id", "") == "NotImplementedError"]
+            assert raised and all(r.startswith(f"{topic.slug}.") for r in raised), module
+            assert "pass\n" not in text.replace("    pass  #", "")
+
+
+def test_notebooks_are_thin():
+    """Only solution cells may define functions or classes: logic lives in modules."""
+    for topic in course_config.TOPICS:
+        nb = nbformat.read(REPO / "assignments" / topic.slug / topic.notebook, as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or meta.get("solution"):
+                continue
+            tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith(("%", "!"))))
+            defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+            assert not defs, f"{topic.notebook}: a non-solution cell defines code:\n{cell.source[:200]}"
