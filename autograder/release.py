@@ -115,6 +115,9 @@ def expected_files(topics=None) -> dict[str, bytes | Path]:
     files["course_config.py"] = (header("course_config.py") + (REPO / "course_config.py").read_text()).encode()
     files["pyproject.toml"] = (REPO / "autograder" / "templates" / "student_pyproject.toml").read_bytes()
     files["README.md"] = (REPO / "autograder" / "templates" / "student_README.md").read_bytes()
+    for name in ("conftest.py", "test_public.py"):  # the public checks as pytest tests, markers from config
+        rel = f"autograder/templates/student_{name}"
+        files[name] = (header(rel) + (REPO / rel).read_text()).encode()
     return files
 
 

@@ -99,10 +99,11 @@ def _python_dirs() -> list[str]:
     """Folders the worker's interpreter needs: prefixes and site-packages, outside this repository."""
     import site
 
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = Path(__file__).resolve().parents[1]
     dirs = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
     dirs |= {p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p}
-    return sorted(d for d in dirs if os.path.isdir(d) and not d.startswith(repo))
+    # never a folder that holds the repository (that would show solutions/); a venv inside it is fine
+    return sorted(d for d in dirs if os.path.isdir(d) and not repo.is_relative_to(Path(d).resolve()))
 
 
 def _banned_dirs(banned: tuple[str, ...]) -> list[str]:

@@ -47,7 +47,9 @@ def by_task(result) -> dict:
 
 
 def grade(folder: Path, tasks=None, visibility="hidden", limits=None, student="tester"):
-    """Grade a topic-1 folder; `limits` shortens the time limits of both workers (torch keeps its memory)."""
-    torch_limits = dataclasses.replace(limits, memory_mb=FF.torch_limits.memory_mb) if limits else None
+    """Grade a topic-1 folder; `limits` shortens the time limits of both workers (the torch worker keeps the
+    memory and import time that importing torch needs, about 2 s alone and more on a loaded machine)."""
+    torch_limits = dataclasses.replace(limits, memory_mb=FF.torch_limits.memory_mb,
+                                       import_s=FF.torch_limits.import_s) if limits else None
     return grade_topic(FF, folder, visibility, student=student, tasks=tasks, limits=limits,
                        torch_limits=torch_limits)

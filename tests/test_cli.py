@@ -78,3 +78,12 @@ def test_demo_end_to_end(tmp_path):
         assert 0 < float(rows[student]["total_points"]) < float(rows[student]["total_max"])
     assert (tmp_path / "graded" / "chidi" / "feedback.html").is_file()
     assert "feedback pages" in proc.stdout
+
+
+def test_public_checks_run_as_pytest_with_markers_from_config(tmp_path):
+    copy = tmp_path / "release"
+    shutil.copytree(REPO / "release", copy)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                           "feedforward.relu_forward", "test_public.py"], cwd=copy, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "1 failed, 15 deselected" in proc.stdout and "not attempted: feedforward.relu_forward" in proc.stdout
