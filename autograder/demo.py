@@ -1,8 +1,9 @@
 """`dlcore demo`: build a small sample cohort from the bundled definitions, grade it end to end, show the results.
 
-The cohort (nbgrader layout OUT/submitted/<student>/<topic>/): the reference solution, untouched stubs, three
-typical buggy students (mutants from the hidden suite), and one hostile submission that calls sys.exit at
-import. Each student folder also carries the topic notebook. One manual score is supplied from a CSV.
+The cohort (nbgrader layout OUT/submitted/<student>/<topic>/), for every topic: the reference solution,
+untouched stubs, three typical buggy students (mutants from the hidden suites), and one hostile submission that
+calls sys.exit at import. Each topic folder also carries the topic notebook. The reference student's manual
+scores come from a CSV.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from autograder.runner import REPO
 
 SOLUTIONS = REPO / "solutions"
 
-# student -> how the submission is made: "reference", "stubs", "hostile", or a mutant name
+# student -> topic -> how the submission is made: "reference", "stubs", "hostile", or a mutant of the topic
 COHORT = {
-    "adaeze": "reference",
-    "bola": "stubs",
-    "chidi": "softmax_missing_1_over_N",
-    "damilola": "affine_dw_transposed",
-    "emeka": "batchnorm_running_not_updated",
-    "funmi": "hostile",
+    "adaeze": {"feedforward": "reference", "backprop": "reference"},
+    "bola": {"feedforward": "stubs", "backprop": "stubs"},
+    "chidi": {"feedforward": "softmax_missing_1_over_N", "backprop": "value_grad_not_accumulated"},
+    "damilola": {"feedforward": "affine_dw_transposed", "backprop": "flow_plot_linear_scale"},
+    "emeka": {"feedforward": "batchnorm_running_not_updated", "backprop": "hist_wrong_bins"},
+    "funmi": {"feedforward": "hostile", "backprop": "reference"},
 }
 HOSTILE_LINE = "import sys\nsys.exit(0)  # a submission that tries to end the grader early\n"
 
@@ -31,13 +32,13 @@ HOSTILE_LINE = "import sys\nsys.exit(0)  # a submission that tries to end the gr
 def build_cohort(root: Path, topic: course_config.Topic) -> Path:
     """Write OUT/submitted/<student>/<topic>/ for every sample student; returns the submitted/ folder."""
     submitted = root / "submitted"
-    shutil.rmtree(submitted, ignore_errors=True)
     by_name = {m.name: m for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS}
     released_nb = REPO / "release" / topic.slug / topic.notebook
     source_nb = REPO / "assignments" / topic.slug / topic.notebook
-    for student, kind in COHORT.items():
+    for student, kinds in COHORT.items():
+        kind = kinds.get(topic.slug, "reference")
         dest = submitted / student
-        dest.mkdir(parents=True)
+        dest.mkdir(parents=True, exist_ok=True)
         if kind == "stubs":
             folder = mutants.write_stubs(topic.slug, SOLUTIONS, dest)
         elif kind in ("reference", "hostile"):
@@ -60,6 +61,7 @@ def run(out: Path, jobs: int = 2) -> list[dict]:
 
     console = Console()
     topics = [t.slug for t in course_config.TOPICS]
+    shutil.rmtree(out / "submitted", ignore_errors=True)
     for t in course_config.TOPICS:
         build_cohort(out, t)
     manual = out / "manual_scores.csv"
@@ -71,7 +73,8 @@ def run(out: Path, jobs: int = 2) -> list[dict]:
     for col in ("student", "submission", "points", "%", "grade"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["student"], COHORT.get(row["student"], ""), f"{row['total_points']:g}/{row['total_max']:g}",
+        kinds = ", ".join(dict.fromkeys(COHORT.get(row["student"], {}).values()))
+        table.add_row(row["student"], kinds, f"{row['total_points']:g}/{row['total_max']:g}",
                       f"{row['percentage']:.1f}", f"{row['letter']} ({row['grade_point']})")
     console.print(table)
     console.print(f"feedback pages: {out / 'graded'}/<student>/feedback.html; "

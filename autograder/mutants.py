@@ -33,10 +33,19 @@ class Mutant:
         return allowed
 
 
+def copy_reference(topic: str, solutions: Path, dest: Path) -> Path:
+    """Copy the reference of a topic, and of the topics it requires (unless present), into dest/."""
+    import course_config
+
+    for slug in (*course_config.topic(topic).requires, topic):
+        if not (dest / slug).exists():
+            shutil.copytree(solutions / slug, dest / slug, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest / topic
+
+
 def apply(mutant: Mutant, topic: str, solutions: Path, dest: Path) -> Path:
-    """Write the topic folder with the mutant applied (other modules are the reference) to dest/<topic>."""
-    folder = dest / topic
-    shutil.copytree(solutions / topic, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    """Write the topic folder with the mutant applied (other modules and required topics are the reference)."""
+    folder = copy_reference(topic, solutions, dest)
     path = folder / f"{mutant.module}.py"
     text = path.read_text()
     count = text.count(mutant.old)

@@ -46,10 +46,10 @@ def by_task(result) -> dict:
     return {r.task: r for r in result.results}
 
 
-def grade(folder: Path, tasks=None, visibility="hidden", limits=None, student="tester"):
-    """Grade a topic-1 folder; `limits` shortens the time limits of both workers (the torch worker keeps the
+def grade(folder: Path, tasks=None, visibility="hidden", limits=None, student="tester", topic=FF):
+    """Grade a topic folder (topic 1 by default); `limits` shortens the time limits of both workers (the torch worker keeps the
     memory and import time that importing torch needs, about 2 s alone and more on a loaded machine)."""
     torch_limits = dataclasses.replace(limits, memory_mb=FF.torch_limits.memory_mb,
                                        import_s=FF.torch_limits.import_s) if limits else None
-    return grade_topic(FF, folder, visibility, student=student, tasks=tasks, limits=limits,
+    return grade_topic(topic, folder, visibility, student=student, tasks=tasks, limits=limits,
                        torch_limits=torch_limits)

@@ -7,13 +7,17 @@ they get full marks.
 from __future__ import annotations
 
 import ast
+import importlib
 
 import pytest
 
+import course_config
 from autograder import results as R
-from autograder.hidden.feedforward import MUTANTS
 from autograder.mutants import apply
 from conftest import FF, SOLUTIONS, grade
+
+MUTANTS = [(topic, m) for topic in course_config.TOPICS
+           for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS]
 
 
 def affected_modules(topic, changed: str) -> set[str]:
@@ -31,10 +35,13 @@ def affected_modules(topic, changed: str) -> set[str]:
     return affected
 
 
-def test_there_are_enough_mutants():
-    assert len(MUTANTS) >= 12
-    assert len({m.name for m in MUTANTS}) == len(MUTANTS)
-    assert {m.primary for m in MUTANTS} >= {t.name for t in FF.tasks if t.kind == "auto"}  # every task is tested
+@pytest.mark.parametrize("topic, least", [(course_config.FEEDFORWARD, 12), (course_config.BACKPROP, 8)],
+                         ids=lambda x: getattr(x, "slug", x))
+def test_there_are_enough_mutants(topic, least):
+    mine = [m for t, m in MUTANTS if t is topic]
+    assert len(mine) >= least
+    assert len({m.name for m in mine}) == len(mine)
+    assert {m.primary for m in mine} >= {t.name for t in topic.tasks if t.kind == "auto"}  # every task is tested
 
 
 def test_dependency_analysis():
@@ -42,16 +49,16 @@ def test_dependency_analysis():
     assert affected_modules(FF, "torch_net") == {"torch_net"}
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
-def test_mutant_loses_points_exactly_where_it_breaks(mutant, tmp_path):
-    folder = apply(mutant, FF.slug, SOLUTIONS, tmp_path)
-    modules = affected_modules(FF, mutant.module)
-    tasks = [t.name for t in FF.tasks if t.kind == "auto" and t.module in modules]
+@pytest.mark.parametrize("topic, mutant", MUTANTS, ids=lambda x: getattr(x, "name", None) or x.slug)
+def test_mutant_loses_points_exactly_where_it_breaks(topic, mutant, tmp_path):
+    folder = apply(mutant, topic.slug, SOLUTIONS, tmp_path)
+    modules = affected_modules(topic, mutant.module)
+    tasks = [t.name for t in topic.tasks if t.kind == "auto" and t.module in modules]
     assert mutant.primary in tasks
-    result = grade(folder, tasks=tasks)
+    result = grade(folder, tasks=tasks, topic=topic)
     lost = {r.task: r for r in result.results if r.points < r.max_points}
     assert mutant.primary in lost, f"{mutant.name} ({mutant.description}) was not caught"
-    assert set(lost) <= mutant.allowed(FF), f"{mutant.name} also cost points on {sorted(set(lost) - mutant.allowed(FF))}"
+    assert set(lost) <= mutant.allowed(topic), f"{mutant.name} also cost points on {sorted(set(lost) - mutant.allowed(topic))}"
     primary = lost[mutant.primary]
     assert primary.status in (R.PARTIAL, R.FAILED, R.ERROR)
     assert primary.message and "Traceback" not in primary.message

@@ -4,29 +4,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import course_config
 from autograder import results as R
-from autograder.mutants import write_stubs
+from autograder.mutants import copy_reference, write_stubs
 from conftest import FF, SOLUTIONS, by_task, grade
 
-AUTO = [t for t in FF.tasks if t.kind == "auto"]
-AUTO_POINTS = sum(t.points for t in AUTO)
+TOPICS = pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)
 
 
+@TOPICS
 @pytest.mark.parametrize("visibility", ["hidden", "public"])
-def test_reference_gets_full_marks(visibility):
-    result = grade(SOLUTIONS / "feedforward", visibility=visibility)
+def test_reference_gets_full_marks(topic, visibility):
+    result = grade(SOLUTIONS / topic.slug, visibility=visibility, topic=topic)
     lost = {r.task: r.message for r in result.results if r.points < r.max_points and r.status != R.MANUAL}
     assert not lost, lost
-    assert result.points == AUTO_POINTS
-    manual = [r for r in result.results if r.status == R.MANUAL]
-    assert [r.task for r in manual] == ["feedforward.written_comparison"]
+    assert result.points == sum(t.points for t in topic.tasks if t.kind == "auto")
+    manual = [r.task for r in result.results if r.status == R.MANUAL]
+    assert manual == [t.name for t in topic.tasks if t.kind == "manual"] and manual
 
 
-def test_untouched_stubs_get_zero_without_crash(tmp_path):
-    folder = write_stubs("feedforward", SOLUTIONS, tmp_path)
-    result = grade(folder)
+@TOPICS
+def test_untouched_stubs_get_zero_without_crash(tmp_path, topic):
+    for required in topic.requires:  # earlier topics are the reference: only this topic's stubs count
+        copy_reference(required, SOLUTIONS, tmp_path)
+    folder = write_stubs(topic.slug, SOLUTIONS, tmp_path)
+    result = grade(folder, topic=topic)
     assert result.points == 0
-    for task in AUTO:
+    for task in [t for t in topic.tasks if t.kind == "auto"]:
         r = by_task(result)[task.name]
         assert r.status == R.NOT_ATTEMPTED, (task.name, r.status, r.message)
         assert "still raises NotImplementedError" in r.message
