@@ -102,6 +102,7 @@ class Topic:
                                                                 import_s=60.0, cpu_s=300))
     training: Training | None = None  # accuracy-check settings, if the topic trains a network
     dataset: str = ""               # data file stem under DLCORE_DATA, e.g. "mnist"
+    requires: tuple[str, ...] = ()  # earlier topics whose student code this topic imports (from the same student)
 
     @property
     def max_points(self) -> float:
@@ -114,11 +115,15 @@ class Topic:
         raise KeyError(f"{self.slug}: no task named {name!r}; known: {[t.name for t in self.tasks]}")
 
 
-def _ff(fn: str, points: float, module: str = "layers", category: str = "implementation",
-        depends_on: tuple[str, ...] = (), description: str = "", kind: str = "auto") -> Task:
-    """A feedforward task named after the function it grades."""
-    return Task(f"feedforward.{fn}", points, category, module, fn if kind == "auto" else "",
-                kind, tuple(f"feedforward.{d}" for d in depends_on), description)
+def _task(slug: str, fn: str, points: float, module: str, category: str = "implementation",
+          depends_on: tuple[str, ...] = (), description: str = "", kind: str = "auto") -> Task:
+    """A task named "<slug>.<fn>" after the function it grades; bare dependency names are in the same topic."""
+    return Task(f"{slug}.{fn}", points, category, module, fn if kind == "auto" else "", kind,
+                tuple(d if "." in d else f"{slug}.{d}" for d in depends_on), description)
+
+
+def _ff(fn: str, points: float, module: str = "layers", **kw) -> Task:
+    return _task("feedforward", fn, points, module, **kw)
 
 
 _LAYERS = ("affine_forward", "affine_backward", "relu_forward", "relu_backward")
@@ -162,10 +167,41 @@ FEEDFORWARD = Topic(
                       learning_rate=0.5, lr_decay=0.9, reg=1e-3, min_accuracy=0.95),
 )
 
+def _bp(fn: str, points: float, module: str, **kw) -> Task:
+    return _task("backprop", fn, points, module, **kw)
+
+
+BACKPROP = Topic(
+    slug="backprop",
+    title="Backpropagation by hand, autograd, and gradient flow",
+    modules=("manual", "autograd", "gradflow"),
+    notebook="backprop.ipynb",
+    requires=("feedforward",),
+    tasks=(
+        _bp("two_layer_forward", 2, "manual", description="staged forward pass naming every intermediate"),
+        _bp("two_layer_backward", 4, "manual", depends_on=("two_layer_forward",),
+            description="chain rule step by step; equals numerical gradients and torch.autograd"),
+        _bp("Value", 3, "autograd", description="scalar values: + - * / **, exp, log, tanh, relu forward"),
+        _bp("Value.backward", 4, "autograd", depends_on=("Value",),
+            description="reverse mode over a topological order: shared nodes accumulate, deep chains work"),
+        _bp("record_gradient_norms", 3, "gradflow",
+            depends_on=("feedforward.affine_forward", "feedforward.affine_backward", "feedforward.relu_forward",
+                        "feedforward.relu_backward", "feedforward.sigmoid_forward", "feedforward.sigmoid_backward",
+                        "feedforward.softmax_loss", "feedforward.init_weights"),
+            description="per-layer gradient norms of a deep MLP over training steps"),
+        _bp("plot_gradient_flow", 3, "gradflow", category="visualization",
+            description="one line per layer, log-scale y axis, labelled axes and legend"),
+        _bp("plot_gradient_histograms", 3, "gradflow", category="visualization",
+            description="one histogram panel per layer, counts as np.histogram with the same bins"),
+        _bp("written_explanation", 3, "backprop", category="comparative", kind="manual",
+            description="chain-rule intuition and autograd vs manual gradients (instructor graded)"),
+    ),
+)
+
 TOLERANCES = Tolerances()
 
 # All topics of the course, in teaching order. Later issues add backprop, cnn, rnn, autoencoders, gan, attention.
-TOPICS: tuple[Topic, ...] = (FEEDFORWARD,)
+TOPICS: tuple[Topic, ...] = (FEEDFORWARD, BACKPROP)
 
 # The fixed folder names of all seven topics (a submission folder for a topic uses the same name).
 TOPIC_SLUGS: tuple[str, ...] = ("feedforward", "backprop", "cnn", "rnn", "autoencoders", "gan", "attention")
@@ -203,6 +239,8 @@ def _validate() -> None:
             assert t.kind == "manual" or t.module in tp.modules, f"{t.name}: module {t.module!r} not in topic"
             for d in t.depends_on:
                 assert d in names, f"{t.name}: depends on unknown task {d!r}"
+        for r in tp.requires:
+            assert r in [x.slug for x in TOPICS[:TOPICS.index(tp)]], f"{tp.slug}: requires a later topic {r!r}"
     assert abs(sum(CATEGORY_WEIGHTS.values()) - 1.0) < 1e-12, "category weights must sum to 1"
 
 

@@ -1,14 +1,17 @@
-"""End to end with the real nbgrader CLI (no mocks): the feedforward source notebook goes through
-`generate_assignment`, then `autograde` scores two students.
+"""End to end with the real nbgrader CLI (no mocks), for every topic in course_config.TOPICS: the topic's source
+notebook goes through `generate_assignment`, then `autograde` scores two students.
 
-- "ref" submits the instructor (source) notebook with the reference modules from solutions/feedforward: it must
+- "ref" submits the instructor (source) notebook with the reference modules from solutions/<topic>: it must
   get every auto-graded point (all but the manually graded written answer).
 - "stub" submits the released notebook with the released stub modules (every solution region replaced by
   `raise NotImplementedError`): autograding must still complete, and score 0.
 
-The kernel that nbgrader starts runs the notebook in the submission folder (named `feedforward`), so the
-notebook's `check(...)` cells grade that student's modules with the public suite, in the sandbox. Slow: the
-reference run trains the NumPy and the PyTorch network (about a minute or two on one core).
+The kernel that nbgrader starts runs the notebook in the submission folder (named after the topic), so the
+notebook's `check(...)` cells grade that student's modules with the public suite, in the sandbox. A topic that
+imports an earlier topic's code (`Topic.requires`, e.g. backprop's gradflow.py imports feedforward.layers) needs
+that topic's folder beside its own; both students get the *reference* modules there, so that only the topic's own
+stubs can make the stub score 0. Slow: the feedforward reference run trains the NumPy and the PyTorch network
+(about a minute or two on one core); backprop takes about half a minute.
 """
 from __future__ import annotations
 
@@ -23,22 +26,23 @@ import pytest
 
 import course_config
 from autograder.release import BEGIN, make_stub
+from course_config import Task, Topic
 from toolkit.data import DataMissing, dataset_path
 
 REPO = Path(course_config.__file__).resolve().parent
-TOPIC = course_config.FEEDFORWARD
-ASSIGNMENT = TOPIC.slug
-NOTEBOOK = TOPIC.notebook
-NOTEBOOK_ID = Path(NOTEBOOK).stem
-SOURCE_NB = REPO / "assignments" / ASSIGNMENT / NOTEBOOK
-SOLUTIONS = REPO / "solutions" / ASSIGNMENT
 COURSE_ID = "dlcore"
-MANUAL_IDS = {"written_comparison"}  # instructor-graded cells: no auto score
+DATASET = course_config.FEEDFORWARD.dataset  # every notebook so far loads MNIST
+
+# Text of solution cells and hidden tests that must not reach the released notebook, by topic.
+SECRETS: dict[str, tuple[str, ...]] = {
+    "feedforward": ("np.mean(net.predict(model, X_test)", "min_accuracy"),
+    "backprop": ("ratio = sigmoid_history[0, 0] / sigmoid_history[0, -1]", "ratio < 1e-10"),
+}
 
 
 def _mnist_available() -> bool:
     try:
-        dataset_path(TOPIC.dataset, download=False)
+        dataset_path(DATASET, download=False)
         return True
     except DataMissing:
         return False
@@ -55,10 +59,29 @@ c.ExecutePreprocessor.timeout = 600
 """
 
 
+def source_notebook(topic: Topic) -> Path:
+    return REPO / "assignments" / topic.slug / topic.notebook
+
+
+def solution_modules(slug: str) -> list[Path]:
+    """The reference module files of a topic (solutions/ holds no notebooks)."""
+    return sorted((REPO / "solutions" / slug).glob("*.py"))
+
+
+def check_cell_id(task: Task) -> str:
+    """grade_id of the notebook cell that runs check(task): "test_" + the function, dots as underscores."""
+    return "test_" + task.name.split(".", 1)[1].replace(".", "_")
+
+
+def manual_points(topic: Topic) -> dict[str, float]:
+    """grade_id -> points of the instructor-graded cells: the topic's manual tasks, named after the task."""
+    return {t.name.split(".", 1)[1]: t.points for t in topic.tasks if t.kind == "manual"}
+
+
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the real nbgrader CLI in `course`; fail with its output if it exits non-zero."""
     env = dict(os.environ)
-    env["DLCORE_DATA"] = str(dataset_path(TOPIC.dataset, download=False).parent)  # the kernel inherits it
+    env["DLCORE_DATA"] = str(dataset_path(DATASET, download=False).parent)  # the kernel inherits it
     env.pop("PYTHONWARNINGS", None)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
                           cwd=course, env=env, capture_output=True, text=True, timeout=1500)
@@ -66,28 +89,42 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def submit(course: Path, student: str, notebook: Path, modules: dict[str, str]) -> Path:
-    """Place a submission: submitted/<student>/feedforward/ with the notebook and the module files."""
-    folder = course / "submitted" / student / ASSIGNMENT
+def submit(course: Path, topic: Topic, student: str, notebook: Path, modules: dict[str, str]) -> Path:
+    """Place a submission: submitted/<student>/<topic>/ with the notebook and the module files, plus the
+    reference code of every earlier topic it imports."""
+    folder = course / "submitted" / student / topic.slug
     folder.mkdir(parents=True)
-    shutil.copy(notebook, folder / NOTEBOOK)
+    shutil.copy(notebook, folder / topic.notebook)
     for name, text in modules.items():
         (folder / name).write_text(text)
+    for slug in topic.requires:
+        # The student hands in the earlier topic's folder beside this one ...
+        # ... but `nbgrader autograde` copies only submitted/<student>/<assignment>/ into
+        # autograded/<student>/<assignment>/ and runs the notebook there. The notebook's setup cell puts the
+        # notebook folder's *parent* on sys.path (`from feedforward import layers`), and check() grades the
+        # folder it runs in, whose runner looks for required topics beside it (folder.parent / slug). So the
+        # earlier topic must also be in autograded/<student>/<slug>/ before autograde runs; `autograde --force`
+        # deletes only autograded/<student>/<assignment>/, so this sibling survives. (An instructor grading a
+        # real cohort does the same: copy each student's earlier topic beside the assignment in autograded/.)
+        for parent in (course / "submitted" / student, course / "autograded" / student):
+            (parent / slug).mkdir(parents=True, exist_ok=True)
+            for path in solution_modules(slug):
+                shutil.copy(path, parent / slug / path.name)
     return folder
 
 
-def scores(course: Path, student: str) -> dict[str, tuple[float | None, float, bool]]:
+def scores(course: Path, topic: Topic, student: str) -> dict[str, tuple[float | None, float, bool]]:
     """grade_id -> (auto score, max score, needs manual grade) from the gradebook."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course}/gradebook.db", COURSE_ID) as gb:
-        nb = gb.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, student)
+        nb = gb.find_submission_notebook(Path(topic.notebook).stem, topic.slug, student)
         return {g.name: (g.auto_score, g.max_score, g.needs_manual_grade) for g in nb.grades}
 
 
-def cell_outputs(course: Path, student: str) -> dict[str, str]:
+def cell_outputs(course: Path, topic: Topic, student: str) -> dict[str, str]:
     """grade_id -> text of the cell's outputs in the autograded notebook (for failure messages)."""
-    nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / NOTEBOOK, as_version=4)
+    nb = nbformat.read(course / "autograded" / student / topic.slug / topic.notebook, as_version=4)
     out = {}
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -97,24 +134,30 @@ def cell_outputs(course: Path, student: str) -> dict[str, str]:
     return out
 
 
+@pytest.fixture(scope="module", params=course_config.TOPICS, ids=lambda t: t.slug)
+def topic(request) -> Topic:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
-    """A course directory whose assignment has been generated from the source notebook."""
-    root = tmp_path_factory.mktemp("nbgrader-course")
+def course(topic, tmp_path_factory) -> Path:
+    """A course directory whose assignment has been generated from the topic's source notebook."""
+    root = tmp_path_factory.mktemp(f"nbgrader-{topic.slug}")
     (root / "nbgrader_config.py").write_text(CONFIG)
     # source/ holds only the notebook: autograde would otherwise overwrite submitted .py files with its copies
-    (root / "source" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(SOURCE_NB, root / "source" / ASSIGNMENT / NOTEBOOK)
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    (root / "source" / topic.slug).mkdir(parents=True)
+    shutil.copy(source_notebook(topic), root / "source" / topic.slug / topic.notebook)
+    nbgrader(root, "generate_assignment", topic.slug, "--force")
     return root
 
 
-def test_source_notebook_is_clean():
-    nb = nbformat.read(SOURCE_NB, as_version=4)
+def test_source_notebook_is_clean(topic):
+    nb = nbformat.read(source_notebook(topic), as_version=4)
     nbformat.validate(nb)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
     assert len(ids) == len(set(ids)), "grade_ids must be unique"
+    graded_code = {}
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "clear the outputs of the source notebook"
@@ -123,51 +166,66 @@ def test_source_notebook_is_clean():
             assert meta["schema_version"] == 3 and meta["task"] is False
             assert ("points" in meta) == meta["grade"], meta
             if meta["grade"] and cell.cell_type == "code":
+                graded_code[meta["grade_id"]] = cell.source.strip()
                 # check() returns the points it gave; as a cell's last value nbgrader would read that number as
                 # partial credit (and fail when it exceeds the cell's points), so the call must end with ";"
                 last = cell.source.strip().splitlines()[-1]
                 assert not last.startswith("check(") or last.endswith(";"), cell.source
+    # every auto-graded task of the topic has its check cell, named after the task
+    for task in topic.tasks:
+        if task.kind == "auto":
+            assert graded_code.get(check_cell_id(task)) == f'check("{task.name}");', task.name
+    # every manual task has its instructor-graded answer cell, with the points of the configuration
+    cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+    for gid, points in manual_points(topic).items():
+        meta = cells[gid].metadata["nbgrader"]
+        assert cells[gid].cell_type == "markdown" and meta["solution"] and meta["points"] == points, gid
 
 
-def test_release_notebook_has_no_solutions(course):
-    text = (course / "release" / ASSIGNMENT / NOTEBOOK).read_text()
-    for marker in (BEGIN, "### END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+def test_release_notebook_has_no_solutions(course, topic):
+    text = (course / "release" / topic.slug / topic.notebook).read_text()
+    for marker in (BEGIN, "### END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "Model answer"):
         assert marker not in text
-    assert "np.mean(net.predict(model, X_test)" not in text and "min_accuracy" not in text
+    for secret in SECRETS.get(topic.slug, ()):
+        assert secret not in text, secret
     assert "YOUR CODE HERE" in text and "YOUR ANSWER HERE" in text
-    assert list((course / "release" / ASSIGNMENT).iterdir()) == [course / "release" / ASSIGNMENT / NOTEBOOK]
+    folder = course / "release" / topic.slug
+    assert list(folder.iterdir()) == [folder / topic.notebook]
 
 
-def test_reference_gets_every_automatic_point(course):
-    modules = {p.name: p.read_text() for p in sorted(SOLUTIONS.glob("*.py"))}
-    submit(course, "ref", SOURCE_NB, modules)
-    nbgrader(course, "autograde", ASSIGNMENT, "--student", "ref", "--force")
-    grades = scores(course, "ref")
-    auto = {k: v for k, v in grades.items() if k not in MANUAL_IDS}
-    assert auto and all(not manual for _, _, manual in auto.values())
+def test_reference_gets_every_automatic_point(course, topic):
+    modules = {p.name: p.read_text() for p in solution_modules(topic.slug)}
+    submit(course, topic, "ref", source_notebook(topic), modules)
+    nbgrader(course, "autograde", topic.slug, "--student", "ref", "--force")
+    grades = scores(course, topic, "ref")
+    manual = manual_points(topic)
+    auto = {k: v for k, v in grades.items() if k not in manual}
+    assert auto and all(not needs_manual for _, _, needs_manual in auto.values())
     lost = {k: v for k, v in auto.items() if v[0] != v[1]}
     if lost:
-        outputs = cell_outputs(course, "ref")
+        outputs = cell_outputs(course, topic, "ref")
         pytest.fail("reference lost points:\n" + "\n".join(f"{k} {v}:\n{outputs.get(k, '')}" for k, v in lost.items()))
     total_auto = sum(v[1] for v in auto.values())
     assert sum(v[0] for v in auto.values()) == total_auto
     # the written answer is left for an instructor
-    for gid in MANUAL_IDS:
-        assert grades[gid][2] is True and grades[gid][1] == 3
-    assert sum(v[1] for v in grades.values()) == total_auto + 3
+    for gid, points in manual.items():
+        assert grades[gid][2] is True and grades[gid][1] == points
+    assert sum(v[1] for v in grades.values()) == total_auto + sum(manual.values())
 
 
-def test_stub_gets_zero(course):
+def test_stub_gets_zero(course, topic):
     modules = {}
-    for path in sorted(SOLUTIONS.glob("*.py")):
+    for path in solution_modules(topic.slug):
         text = path.read_text()
-        modules[path.name] = make_stub(text, ASSIGNMENT, path.name) if BEGIN in text else text
-    submit(course, "stub", course / "release" / ASSIGNMENT / NOTEBOOK, modules)
-    nbgrader(course, "autograde", ASSIGNMENT, "--student", "stub", "--force")
-    grades = scores(course, "stub")
-    auto = {k: v for k, v in grades.items() if k not in MANUAL_IDS}
+        modules[path.name] = make_stub(text, topic.slug, path.name) if BEGIN in text else text
+    submit(course, topic, "stub", course / "release" / topic.slug / topic.notebook, modules)
+    nbgrader(course, "autograde", topic.slug, "--student", "stub", "--force")
+    grades = scores(course, topic, "stub")
+    manual = manual_points(topic)
+    auto = {k: v for k, v in grades.items() if k not in manual}
     assert sum(v[1] for v in auto.values()) > 0
     earned = {k: v for k, v in auto.items() if v[0]}
     assert not earned, f"stub earned points: {earned}"
-    outputs = cell_outputs(course, "stub")
-    assert "NotImplementedError" in outputs["test_affine_forward"] or "FAIL" in outputs["test_affine_forward"]
+    first = check_cell_id(next(t for t in topic.tasks if t.kind == "auto"))
+    outputs = cell_outputs(course, topic, "stub")
+    assert "NotImplementedError" in outputs[first] or "FAIL" in outputs[first]

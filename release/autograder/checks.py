@@ -74,6 +74,7 @@ class Context:
         self._failures: list[str] = []
         self.not_implemented = 0    # parts that failed because a stub raised NotImplementedError
         self.worker_errors = 0      # parts that failed because the worker hung, crashed or exited
+        self.figures: list[dict] = []  # {"label", "student", "expected"}: base64 PNGs for the feedback page
 
     # -- student code -------------------------------------------------------------------------------
     def call(self, name: str, *args, module: str | None = None, **kwargs):
@@ -161,6 +162,19 @@ class Context:
         err = norm_rel_error(got, expected) if np.all(np.isfinite(got)) else np.inf
         return self.expect(err <= rtol, diagnose(name, got, expected) + f" (relative error {err:.2e} > {rtol:g})")
 
+    def figure(self, name: str, got, expected_fig=None) -> dict:
+        """A figure returned by student code, as data (see worker.figure_data); its picture, and that of the
+        reference figure `expected_fig` (a matplotlib Figure made here), go to the feedback page."""
+        if not (isinstance(got, dict) and got.get("figure") is True and isinstance(got.get("axes"), list)):
+            self.fail(f"{name} should return a matplotlib Figure, got {type(got).__name__}")
+        entry = {"label": name, "student": _b64(got.get("png")), "expected": ""}
+        if expected_fig is not None:
+            from autograder.worker import figure_data
+
+            entry["expected"] = _b64(figure_data(expected_fig)["png"])
+        self.figures.append(entry)
+        return got
+
     def gradcheck(self, forward: Callable, inputs: dict, grads: dict, dout) -> None:
         """Directional numerical gradient check of `grads` against `forward(**inputs)`; names the failing tensors."""
         errors = directional_errors(forward, inputs, grads, dout, self.rng, self.tol.grad_h,
@@ -169,6 +183,12 @@ class Context:
             self.expect(err <= self.tol.grad_rtol,
                         f"d{name} disagrees with the numerical gradient (directional error {err:.2e} > "
                         f"{self.tol.grad_rtol:g}, seed {self.seed})")
+
+
+def _b64(png) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(png, dtype=np.uint8).tobytes()).decode() if png is not None else ""
 
 
 def student_forward(ctx: Context, name: str) -> Callable:

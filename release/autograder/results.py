@@ -36,6 +36,7 @@ class CheckResult:
     seconds: float = 0.0
     tags: tuple[str, ...] = ()     # e.g. ("layers.affine_backward", "implementation")
     seed: int = 0                  # input seed, printed in feedback so a failure can be reproduced
+    figures: tuple[dict, ...] = ()  # {"label", "student", "expected"}: base64 PNGs of graded figures
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -48,6 +49,7 @@ class CheckResult:
         d = dict(d)
         d["parts"] = tuple(Part(**p) for p in d.get("parts", []))
         d["tags"] = tuple(d.get("tags", []))
+        d["figures"] = tuple(d.get("figures", []))
         return cls(**d)
 
 

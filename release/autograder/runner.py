@@ -60,7 +60,10 @@ class Session:
             if w is not None:
                 w.close()
             banned = course_config.BANNED_IN_NUMPY_WORKER if kind == "numpy" else ()
-            w = Worker({self.topic.slug: self.folder}, self.limits[kind], banned, {"toolkit": toolkit_dir()})
+            folders = {self.topic.slug: self.folder}
+            folders.update({r: self.folder.parent / r for r in self.topic.requires
+                            if (self.folder.parent / r).is_dir()})  # the same student's earlier topics
+            w = Worker(folders, self.limits[kind], banned, {"toolkit": toolkit_dir()})
             self.workers[kind], self.imported[kind] = w, set()
             self.seeded.discard(kind)
             w.start()
@@ -210,7 +213,7 @@ def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int
     if status == R.FAILED and ctx.worker_errors:
         status = R.ERROR
     return R.CheckResult(task.name, round(points, 6), task.points, status, message, tuple(parts),
-                         session.take_output(), round(seconds, 3), tags, seed)
+                         session.take_output(), round(seconds, 3), tags, seed, tuple(ctx.figures))
 
 
 def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student: str = "",
@@ -230,6 +233,10 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
         problem = notebook_problem(topic, folder)
         if problem:
             result.notes.append(problem)
+        for r in topic.requires:
+            if not (folder.parent / r).is_dir():
+                result.notes.append(f"{topic.slug} imports your {r} code, but there is no {r}/ folder beside "
+                                    f"{folder.name}/: hand in {r}/ too")
     budget = (limits or topic.limits).wall_s
     session = Session(topic, folder, limits, torch_limits)
     failed: set[str] = set()
