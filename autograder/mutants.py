@@ -33,6 +33,12 @@ class Mutant:
         return allowed
 
 
+def mutant(topic: str, name: str, module: str, old: str, new: str, primary: str, description: str) -> Mutant:
+    """A mutant of solutions/<topic>/<module>.py whose `primary` task (a bare name in that topic) must lose
+    points; the tasks that depend on it in the config may lose points too."""
+    return Mutant(name, module, old, new, f"{topic}.{primary}", (), description)
+
+
 def copy_reference(topic: str, solutions: Path, dest: Path) -> Path:
     """Copy the reference of a topic, and of the topics it requires (unless present), into dest/."""
     import course_config

@@ -6,10 +6,12 @@ per student and task.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from autograder.checks import Suite
-from autograder.mutants import Mutant
+from autograder.mutants import mutant
 from autograder.public import backprop as pub
 
 SUITE = Suite("backprop", "hidden")
@@ -89,10 +91,7 @@ def _(ctx):
     pub.hist_figure_parts(ctx, grads, 12, ctx.ref("gradflow").plot_gradient_histograms(grads, 12))
 
 
-def _m(name, module, old, new, primary, description):
-    """A mutant of solutions/backprop/<module>.py; tasks that depend on `primary` (config) may lose too."""
-    return Mutant(name, module, old, new, f"backprop.{primary}", (), description)
-
+_m = functools.partial(mutant, "backprop")
 
 MUTANTS = (
     _m("staged_relu_instead_of_tanh", "manual", "h1 = np.tanh(z1)  # (N, H)", "h1 = np.maximum(0, z1)  # (N, H)",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from autograder.checks import Suite, backward_parts, forward_part
-from autograder.mutants import Mutant
+from autograder.mutants import mutant
 from autograder.runner import accuracy
 from course_config import FEEDFORWARD
 from toolkit.data import load_mnist
@@ -277,10 +277,7 @@ def _(ctx):
                                                               "float32"), trainer="train_torch")
 
 
-def _m(name, module, old, new, primary, description):
-    """A mutant of solutions/feedforward/<module>.py; tasks that depend on `primary` (config) may lose too."""
-    return Mutant(name, module, old, new, f"feedforward.{primary}", (), description)
-
+_m = functools.partial(mutant, "feedforward")
 
 MUTANTS = (
     _m("affine_no_bias", "layers", "@ w + b  # (N, M)", "@ w  # (N, M)", "affine_forward",
