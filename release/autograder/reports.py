@@ -119,6 +119,8 @@ def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -
                 f"<figure><figcaption>{e(f['label'])}: yours (left), expected (right)</figcaption>"
                 + "".join(f"<img alt='{side}' style='max-width:48%' src='data:image/png;base64,{f[side]}'>"
                           for side in ("student", "expected") if f.get(side)) + "</figure>" for f in r.figures)
+            if detail and ". Note: " in r.message:  # the dependency note, which the parts do not carry
+                out = f"<p><i>Note: {e(r.message.split('. Note: ', 1)[1])}</i></p>" + out
             parts.append(f"<tr><td><code>{e(r.task)}</code><br><small>{e(', '.join(r.tags))}</small></td>"
                          f"<td>{r.points:g}/{r.max_points:g}</td><td class='{e(mark)}'>{e(mark)}</td>"
                          f"<td>{e(r.message) if not detail else ''}<ul>{detail}</ul>{out}"
