@@ -1,15 +1,21 @@
 """Shared fixtures. Tests use the real sandbox, real torch, real data and the real nbgrader CLI."""
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
-from pathlib import Path
 
-import pytest
+# One BLAS/OpenMP thread per process, set before NumPy loads and inherited by nbgrader's kernels: with two
+# xdist workers on two cores, spinning BLAS threads otherwise slow torch and NumPy several-fold (perf notes).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import course_config
-from autograder.runner import grade_topic
+import dataclasses  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+import course_config  # noqa: E402
+from autograder.runner import grade_topic  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
