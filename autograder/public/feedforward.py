@@ -121,6 +121,14 @@ def _(ctx):
                        f"{scheme}: standard deviation {w.std():.4g}, expected {std:.4g}")
 
 
+def _torch_net_loss(x, y, reg):
+    """The two-layer ReLU net's loss as a torch function of its params (the oracle for both nets)."""
+    def loss(W1, b1, W2, b2):
+        scores = torch.relu(torch.tensor(x) @ W1 + b1) @ W2 + b2
+        return F.cross_entropy(scores, torch.tensor(y)) + 0.5 * reg * (W1.pow(2).sum() + W2.pow(2).sum())
+    return loss
+
+
 @SUITE.check("feedforward.TwoLayerNet")
 def _(ctx):
     d, h, c = 6, 5, 3
@@ -129,11 +137,7 @@ def _(ctx):
         model = ctx.call("TwoLayerNet", d, h, c, "relu", "normal", 0.5, 0.1, 0, keep=True)
         p = ctx.attr(model, "params")
 
-        def torch_loss(W1, b1, W2, b2):
-            scores = torch.relu(torch.tensor(x) @ W1 + b1) @ W2 + b2
-            return F.cross_entropy(scores, torch.tensor(y)) + 0.05 * (W1.pow(2).sum() + W2.pow(2).sum())
-
-        want_loss, want_grads = torch_reference(torch_loss, {k: p[k] for k in ("W1", "b1", "W2", "b2")}, 1.0)
+        want_loss, want_grads = torch_reference(_torch_net_loss(x, y, 0.1), {k: p[k] for k in ("W1", "b1", "W2", "b2")}, 1.0)
         scores = ctx.method(model, "loss", x)
         ctx.compare("scores", scores, np.maximum(0, x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"])
         loss, grads = ctx.method(model, "loss", x, y)
@@ -166,11 +170,7 @@ def _(ctx):
         model = ctx.call("TorchTwoLayerNet", d, h, c, "relu", 0.1, "float64", keep=True)
         ctx.method(model, "load_numpy_params", params)
 
-        def torch_loss(W1, b1, W2, b2):
-            scores = torch.relu(torch.tensor(x) @ W1 + b1) @ W2 + b2
-            return F.cross_entropy(scores, torch.tensor(y)) + 0.05 * (W1.pow(2).sum() + W2.pow(2).sum())
-
-        want_loss, want_grads = torch_reference(torch_loss, params, 1.0)
+        want_loss, want_grads = torch_reference(_torch_net_loss(x, y, 0.1), params, 1.0)
         loss, grads = ctx.method(model, "loss", x, y)
         ctx.compare("loss", loss, want_loss, rtol=ctx.tol.parity_rtol)
         for key, want in want_grads.items():
