@@ -20,6 +20,7 @@ import course_config
 from autograder import reports, scoring
 from autograder import results as R
 from autograder.runner import REPO
+from autograder.sandbox import sandbox_mode
 
 GRADER_SOURCES = ("autograder", "solutions", "course_config.py")
 
@@ -77,23 +78,33 @@ def _grade_job(student: str, topic: str, folder: str, fp: str, limits: dict | No
     tr = grade_topic(course_config.topic(topic), Path(folder), "hidden", student=student, limits=lim,
                      torch_limits=lim)
     tr.fingerprint = fp
-    return reports.gradescope(tr)
+    return reports.gradescope(tr)  # extra_data.dlcore.sandbox records which sandbox graded it
 
 
 def _internal_error(student: str, topic: str, exc: BaseException) -> R.TopicResult:
     tp = course_config.topic(topic)
-    return R.TopicResult(student, topic, [R.CheckResult(t.name, 0.0, t.points, R.ERROR,
+    return R.TopicResult(student, topic, [R.CheckResult(t.name, 0.0, t.points, R.GRADER_ERROR,
                                                         f"the grader failed on this submission ({exc!r}); rerun "
-                                                        f"`dlcore grade` to retry it", tags=(t.category,))
+                                                        f"`dlcore grade` to retry it", category=t.category,
+                                                        grader_errors=(repr(exc),))
                                           for t in tp.tasks], notes=[f"grader error: {exc!r}"])
 
 
 def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual: Path | None = None,
-          force: bool = False, quiet: bool = False, limits: course_config.Limits | None = None) -> list[dict]:
+          force: bool = False, quiet: bool = False, limits: course_config.Limits | None = None,
+          allow_unisolated: bool = False) -> list[dict]:
     """Grade every student's topics; write results.json, feedback pages and gradebook.csv under `out`.
 
-    `limits` overrides every topic's worker limits (tests use short ones).
+    Refuses (SystemExit) where the sandbox has no filesystem isolation, unless `allow_unisolated` (the grader's
+    explicit --allow-unisolated-sandbox, or the demo's own sample code). `limits` overrides every topic's worker
+    limits (tests use short ones).
     """
+    from autograder import sandbox
+
+    why = sandbox.isolation_problem()
+    if why and not allow_unisolated:
+        raise SystemExit(f"refusing to grade: {why}; student code would run without filesystem isolation. "
+                         f"Install bubblewrap (`{sandbox.INSTALL_BWRAP}`) or allow it explicitly")
     from rich.console import Console
     from rich.progress import Progress
 
@@ -101,7 +112,7 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
     for t in topics:
         course_config.topic(t)  # unknown topic: a clear KeyError before any work
     work = discover(submissions, topics)
-    version = grader_version()
+    version = f"{grader_version()}:{sandbox_mode()}"  # installing bubblewrap later regrades what ran without it
     todo, done = [], 0
     for student, topic, folder in work:
         fp = fingerprint(folder, version)
@@ -126,12 +137,18 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
                 (out / student / topic).mkdir(parents=True, exist_ok=True)
                 reports.write_atomic(out / student / topic / "results.json", json.dumps(data, indent=1))
             except Exception as exc:  # a broken pool process costs this submission, not the batch
-                reports.write_atomic(out / student / topic / "grader-error.txt", repr(exc))
+                record_grader_failure(out, student, topic, exc)
                 console.print(f"[red]grader error[/red] on {student}/{topic}: {exc!r}")
             progress.advance(bar)
     rows = write_reports(topics, [s for s, _, _ in work], out, manual)
     console.print(f"graded {len(todo)} in {time.perf_counter() - t0:.1f} s; gradebook: {out / 'gradebook.csv'}")
     return rows
+
+
+def record_grader_failure(out: Path, student: str, topic: str, exc: BaseException) -> None:
+    """The grader itself failed on (student, topic): write its results.json anyway, every task a grader error and
+    no fingerprint, so the gradebook shows it and the next run regrades it."""
+    reports.write_results(out, _internal_error(student, topic, exc))
 
 
 def write_reports(topics: list[str], students: list[str], out: Path, manual: Path | None = None) -> list[dict]:
@@ -143,8 +160,7 @@ def write_reports(topics: list[str], students: list[str], out: Path, manual: Pat
         for topic in topics:
             tr = reports.read_topic_result(out / student / topic / "results.json")
             if tr is None:
-                err = (out / student / topic / "grader-error.txt")
-                tr = _internal_error(student, topic, RuntimeError(err.read_text() if err.exists() else "not graded"))
+                tr = _internal_error(student, topic, RuntimeError("no readable results.json: not graded yet"))
             trs.append(scoring.apply_manual(tr, manual_scores))
         row = scoring.gradebook_row(student, trs)
         rows.append(row)

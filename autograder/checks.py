@@ -1,51 +1,88 @@
-"""The check vocabulary shared by the public and hidden suites.
+"""The check vocabulary: one check per task, shared by the public and the hidden suite through an oracle.
 
-A suite maps task names to check functions. A check function receives a Context: it calls student code
-through the context (which forwards to the sandboxed worker), and scores named parts:
+A topic's checks live in `autograder/public/<slug>.py` (released), one function per automatic task:
 
-    @SUITE.check("feedforward.affine_backward")
+    CHECKS = Checks("<slug>")
+
+    @CHECKS.task("<slug>.affine_backward")
     def _(ctx):
-        out, cache = ctx.call("affine_forward", x, w, b, keep=(1,))
-        with ctx.part("dx", 1):
-            ctx.compare_grad("dx", got, expected)
+        inp = affine_inputs(ctx)                     # other shapes when ctx.hidden
+        backward_parts(ctx, "affine_forward", "affine_backward", inp)
 
-A part passes when its block finishes without a failed comparison. Student exceptions, timeouts and crashes
-inside a part fail that part only, with a readable message, and the next part still runs.
+    SUITE = CHECKS.suite("public", TorchOracle)     # expected values from PyTorch
+
+and `autograder/hidden/<slug>.py` (never released) builds the hidden suite from the same checks with the reference
+as oracle: `SUITE = CHECKS.suite("hidden", ReferenceOracle)`. An oracle is an object whose functions have the
+same contract as the student's (`oracle.affine_forward(x, w, b) -> (out, cache)`), made per task from the context.
+
+A part passes when its block finishes without a failed comparison. Whatever a student's code does or returns
+(raises, hangs, returns None, a scalar, a list, a wrong shape, NaN, an object) fails that part only, with a
+message; the next part still runs. An exception in the grader's own code (reference, oracle, check) is recorded
+as a grader error on the part, never as the student's mistake.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import traceback
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from autograder.results import Part
-from autograder.sandbox import StudentError, WorkerLost
-from course_config import TOLERANCES, Task, Topic
+from autograder.sandbox import Handle, StudentError, WorkerLost
+from course_config import TOLERANCES, Task, Topic, TrainingBar
 from toolkit.gradcheck import diagnose, directional_errors, norm_rel_error
 
 
 class CheckFailed(Exception):
-    """A comparison failed; the message says where and how."""
+    """A comparison failed or a returned value has the wrong type; the message says where and how."""
+
+
+class GraderError(Exception):
+    """The grader's own code failed (reference, oracle or check): not the student's fault."""
+
+
+# -- the checks of a topic and its two suites ------------------------------------------------------------------
 
 
 @dataclass
 class Suite:
-    """Check functions of one topic, public or hidden."""
+    """The checks of one topic with an oracle: the public suite (PyTorch) or the hidden one (the reference)."""
 
     topic: str
     visibility: str                                      # "public" or "hidden"
+    checks: dict[str, Callable]
+    oracle: Callable[["Context"], Any] | None = None     # context -> oracle object for that task
+
+
+@dataclass
+class Checks:
+    """One check function per automatic task of a topic, written once for both suites."""
+
+    topic: str
     checks: dict[str, Callable] = field(default_factory=dict)
 
-    def check(self, task_name: str):
+    def task(self, task_name: str):
         def register(fn):
             if task_name in self.checks:
-                raise ValueError(f"{task_name} registered twice in the {self.visibility} suite")
+                raise ValueError(f"{task_name} has two checks")
             self.checks[task_name] = fn
             return fn
         return register
+
+    def suite(self, visibility: str, oracle: Callable[["Context"], Any] | None) -> Suite:
+        """The suite for `visibility`; every automatic task of the topic must have exactly one check."""
+        import course_config
+
+        auto = {t.name for t in course_config.topic(self.topic).tasks if t.kind == "auto"}
+        missing, extra = sorted(auto - set(self.checks)), sorted(set(self.checks) - auto)
+        if missing or extra:
+            raise ValueError(f"{self.topic} checks do not match the configuration's automatic tasks: "
+                             f"missing {missing}, not configured {extra}")
+        return Suite(self.topic, visibility, dict(self.checks), oracle)
 
 
 def task_seed(base: int, *keys: str) -> int:
@@ -53,51 +90,159 @@ def task_seed(base: int, *keys: str) -> int:
     return zlib.crc32(":".join([str(base), *keys]).encode()) & 0xFFFFFFFF
 
 
+# -- what a value returned by student code must look like -------------------------------------------------------
+# A spec is "array", "number", "kept" (an object left in the worker), "any", a tuple of specs (a tuple of that
+# length), a dict of specs (a dict with at least those keys), or a type name checked by `describe`.
+
+
+def describe(value) -> str:
+    """A short phrase for a value that crossed from the worker: what the student's code returned."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    if isinstance(value, bool):
+        return f"the bool {value}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, tuple):
+        inner = ", ".join(describe(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a tuple of {len(value)} ({inner})"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))[:8]}"
+    if isinstance(value, Handle):
+        return f"an object of type {value.type}"
+    return f"a {type(value).__name__}"
+
+
+def _spec_text(spec) -> str:
+    if isinstance(spec, tuple):
+        return f"a tuple of {len(spec)} ({', '.join(_spec_text(s) for s in spec)})"
+    if isinstance(spec, dict):
+        return f"a dict with keys {sorted(spec)}"
+    return {"array": "a NumPy array", "number": "a number", "kept": "an object", "any": "a value",
+            "dict": "a dict", "list": "a list"}.get(spec, spec)
+
+
+def check_value(value, spec, what: str) -> None:
+    """Raise CheckFailed naming what came back unless `value` matches `spec` (see above)."""
+    ok = True
+    if spec in (None, "any", "kept"):
+        return
+    if spec == "array":
+        ok = isinstance(value, np.ndarray)
+    elif spec == "number":
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or \
+            (isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf")
+    elif spec == "dict":
+        ok = isinstance(value, dict)
+    elif spec == "list":
+        ok = isinstance(value, (list, tuple, np.ndarray))
+    elif isinstance(spec, tuple):
+        ok = isinstance(value, tuple) and len(value) == len(spec)
+        if ok:
+            for i, (v, s) in enumerate(zip(value, spec)):
+                check_value(v, s, f"{what}[{i}]")
+    elif isinstance(spec, dict):
+        ok = isinstance(value, dict)
+        if ok:
+            for key, s in spec.items():
+                if key not in value:
+                    raise CheckFailed(f"{what} has no key {key!r} (keys: {sorted(map(str, value))})")
+                check_value(value[key], s, f"{what}[{key!r}]")
+    if not ok:
+        hint = ""
+        if spec == "array" and isinstance(value, tuple) and len(value) == 1:
+            hint = "; return the array itself, not a 1-tuple (check for a trailing comma)"
+        raise CheckFailed(f"{what} is {describe(value)}; expected {_spec_text(spec)}{hint}")
+
+
 class Context:
-    """What a check function sees: the student's code (through `call`), a seeded RNG, tolerances, parts.
+    """What a check function sees: the student's code (through `call`), a seeded RNG, the oracle, settings, parts.
 
     Args:
         topic, task: configuration of what is graded.
         session: object with `call(module, target, *args, **kw)` and `getattr(module, handle, attr)`, which
             forward to the right sandboxed worker (autograder.runner.Session).
         seed: the input seed of this task (printed in feedback).
-        reference: module stem -> reference module (hidden suite only; None in the public suite).
+        suite: the suite being run (its visibility and oracle factory).
     """
 
-    def __init__(self, topic: Topic, task: Task, session, seed: int, reference: dict | None = None):
+    def __init__(self, topic: Topic, task: Task, session, seed: int, suite: Suite):
         self.topic, self.task, self.session, self.seed = topic, task, session, seed
+        self.visibility = suite.visibility
+        self.hidden = suite.visibility == "hidden"
         self.rng = np.random.default_rng(seed)
         self.tol = TOLERANCES
-        self.reference = reference
+        self._oracle_factory = suite.oracle
+        self._oracle = None
         self.parts: list[Part] = []
         self._failures: list[str] = []
         self.not_implemented = 0    # parts that failed because a stub raised NotImplementedError
         self.worker_errors = 0      # parts that failed because the worker hung, crashed or exited
+        self.grader_errors: list[str] = []  # the grader's own exceptions (never charged to the student)
         self.figures: list[dict] = []  # {"label", "student", "expected"}: base64 PNGs for the feedback page
+        self.metrics: dict[str, float] = {}  # measured values of training bars, e.g. {"net.accuracy": 0.957}
 
-    # -- student code -------------------------------------------------------------------------------
-    def call(self, name: str, *args, module: str | None = None, **kwargs):
-        """Call `name` (a function or class) of the task's module, or of `module`, in the worker."""
-        return self.session.call(module or self.task.module, name, *args, **kwargs)
+    # -- what the suite provides -------------------------------------------------------------------------------
+    @property
+    def oracle(self):
+        """Expected values: functions with the student's contract, from PyTorch (public) or the reference (hidden)."""
+        if self._oracle is None:
+            if self._oracle_factory is None:
+                raise GraderError(f"the {self.visibility} suite of {self.topic.slug} has no oracle")
+            self._oracle = self._oracle_factory(self)
+        return self._oracle
 
-    def method(self, handle, name: str, *args, module: str | None = None, **kwargs):
+    def pick(self, public, hidden):
+        """`hidden` in the hidden suite, else `public`: how checks choose other shapes and bigger runs."""
+        return hidden if self.hidden else public
+
+    def bar(self, model: str) -> TrainingBar:
+        """The training bar of `model` for this suite (the public suite runs the short public variant)."""
+        bar = self.topic.bar(model)
+        return bar.public if not self.hidden and bar.public is not None else bar
+
+    def metric(self, name: str, value: float) -> None:
+        """Record a measured value (e.g. a trained model's accuracy) in the result, for calibration and reports."""
+        self.metrics[name] = float(value)
+
+    # -- student code -------------------------------------------------------------------------------------------
+    def call(self, name: str, *args, module: str | None = None, returns=None, **kwargs):
+        """Call `name` (a function or class) of the task's module, or of `module`, in the worker; with `returns`,
+        the value must match that spec (see `check_value`) or the part fails naming what came back."""
+        value = self.session.call(module or self.task.module, name, *args, **kwargs)
+        if returns is not None:  # with echo, the value is (result, echoed arguments)
+            check_value(value[0] if kwargs.get("echo") else value, returns, f"the value returned by {name}")
+        return value
+
+    def method(self, handle, name: str, *args, module: str | None = None, returns=None, **kwargs):
         """Call a method of an object kept in the worker."""
-        return self.session.call(module or self.task.module, (handle, name), *args, **kwargs)
+        if not isinstance(handle, Handle):
+            raise CheckFailed(f"expected an object with a .{name}() method, got {describe(handle)}")
+        value = self.session.call(module or self.task.module, (handle, name), *args, **kwargs)
+        if returns is not None:
+            check_value(value, returns, f"the value returned by .{name}()")
+        return value
 
-    def attr(self, handle, name: str, module: str | None = None):
-        return self.session.getattr(module or self.task.module, handle, name)
+    def attr(self, handle, name: str, module: str | None = None, returns=None):
+        if not isinstance(handle, Handle):
+            raise CheckFailed(f"expected an object with an attribute .{name}, got {describe(handle)}")
+        value = self.session.getattr(module or self.task.module, handle, name)
+        if returns is not None:
+            check_value(value, returns, f".{name}")
+        return value
 
-    def ref(self, module: str | None = None):
-        """The reference module (hidden suite); raises if the suite has none."""
-        if self.reference is None:
-            raise RuntimeError("the public suite has no reference implementation")
-        return self.reference[module or self.task.module]
-
-    # -- scoring ------------------------------------------------------------------------------------
+    # -- scoring ------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def part(self, label: str, weight: float = 1.0):
         """Score the enclosed block as one part: it passes if nothing in it fails."""
         self._failures = []
+        grader_error = ""
         try:
             yield
         except CheckFailed as exc:
@@ -111,11 +256,16 @@ class Context:
         except WorkerLost as exc:
             self.worker_errors += 1
             self._failures.append(f"your code {exc.message}")
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            # raised here while reading a malformed return value (a dict without "W1", a 2-tuple, ...)
-            self._failures.append(f"the returned value could not be checked ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # the grader's own bug: say so, never charge the student with it
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno}" if frames else ""
+            grader_error = f"{type(exc).__name__}: {exc}{where}"
+            self.grader_errors.append(f"[{label}] {grader_error}")
         msg = "; ".join(dict.fromkeys(self._failures))
-        self.parts.append(Part(label, float(weight), not self._failures, msg))
+        if grader_error:
+            msg = f"grader error (not your mistake; the course staff will regrade): {grader_error}"
+        self.parts.append(Part(label, float(weight), not self._failures and not grader_error, msg,
+                               grader_error=bool(grader_error)))
 
     def fail(self, message: str):
         """Record a failure and stop the current part."""
@@ -128,19 +278,29 @@ class Context:
         return bool(ok)
 
     def array(self, name: str, got, shape: tuple | None = None) -> np.ndarray:
-        """`got` as a float64 array after type and shape checks (no broadcasting: (1, M) is not (M,))."""
+        """`got` as a float64 array after type, dtype and shape checks (no broadcasting: (1, M) is not (M,)).
+
+        Rule: inputs are float64, so floating results must be float64 too; float32 rounding (about 1e-7
+        relative) is above the course tolerances, so a float32 result fails with that reason.
+        """
         if not isinstance(got, np.ndarray):
-            self.fail(f"{name} should be a NumPy array, got {type(got).__name__}")
+            hint = "; return the array itself, not a 1-tuple" if isinstance(got, tuple) and len(got) == 1 else ""
+            self.fail(f"{name} should be a NumPy array, got {describe(got)}{hint}")
+        if got.dtype.kind == "f" and got.dtype != np.float64:
+            self.fail(f"{name} is {got.dtype}; the inputs are float64, so compute in float64 (float32 rounding "
+                      f"is larger than the tolerance): do not cast to float32")
+        if got.dtype.kind not in "biuf":
+            self.fail(f"{name} has dtype {got.dtype}; expected float64 numbers")
         if shape is not None and got.shape != tuple(shape):
             hint = " (transposed?)" if got.shape == tuple(shape)[::-1] else ""
             self.fail(f"{name} has shape {got.shape}, expected {tuple(shape)}{hint}")
         return got.astype(np.float64)
 
     def scalar(self, name: str, got) -> float:
-        if isinstance(got, np.ndarray) and got.size == 1:
+        if isinstance(got, np.ndarray) and got.size == 1 and got.dtype.kind in "biuf":
             got = got.reshape(()).item()
         if not isinstance(got, (int, float)) or isinstance(got, bool):
-            self.fail(f"{name} should be a number, got {type(got).__name__}")
+            self.fail(f"{name} should be a number, got {describe(got)}")
         return float(got)
 
     def compare(self, name: str, got, expected, rtol: float | None = None) -> bool:
@@ -150,8 +310,9 @@ class Context:
         got = self.array(name, got, expected.shape) if expected.ndim else np.asarray(self.scalar(name, got))
         if not np.all(np.isfinite(got)) and np.all(np.isfinite(expected)):
             return self.expect(False, diagnose(name, got, expected))
-        err = np.max(np.abs(got - expected) / np.maximum(1.0, np.abs(expected)), initial=0.0)
-        return self.expect(bool(err <= rtol), diagnose(name, got, expected) + f" (error {err:.2e} > {rtol:g})")
+        with np.errstate(invalid="ignore"):
+            err = np.max(np.abs(got - expected) / np.maximum(1.0, np.abs(expected)), initial=0.0)
+        return self.expect(bool(err <= rtol), diagnose(name, got, expected, rtol=rtol) + f" (error {err:.2e} > {rtol:g})")
 
     def compare_grad(self, name: str, got, expected, rtol: float | None = None) -> bool:
         """A gradient must match: norm-relative error <= rtol (grad_rtol by default)."""
@@ -159,13 +320,17 @@ class Context:
         expected = np.asarray(expected, dtype=np.float64)
         got = self.array(name, got, expected.shape)
         err = norm_rel_error(got, expected) if np.all(np.isfinite(got)) else np.inf
-        return self.expect(err <= rtol, diagnose(name, got, expected) + f" (relative error {err:.2e} > {rtol:g})")
+        return self.expect(err <= rtol, diagnose(name, got, expected, rtol=rtol, gradient=True)
+                           + f" (relative error {err:.2e} > {rtol:g})")
 
     def figure(self, name: str, got, expected_fig=None) -> dict:
-        """A figure returned by student code, as data (see worker.figure_data); its picture, and that of the
-        reference figure `expected_fig` (a matplotlib Figure made here), go to the feedback page."""
+        """A figure returned by student code, as data (see worker.figure_data, plus "panels": the axes that are not
+        colorbars); its picture, and that of the reference figure `expected_fig` (a matplotlib Figure made here),
+        go to the feedback page."""
         if not (isinstance(got, dict) and got.get("figure") is True and isinstance(got.get("axes"), list)):
-            self.fail(f"{name} should return a matplotlib Figure, got {type(got).__name__}")
+            self.fail(f"{name} should return a matplotlib Figure, got {describe(got)}")
+        # the plotting panels: every axes except colorbars' own (a colorbar never counts as an extra panel)
+        got["panels"] = [_tidy_axes(a) for a in got["axes"] if isinstance(a, dict) and not a.get("colorbar")]
         entry = {"label": name, "student": _b64(got.get("png")), "expected": ""}
         if expected_fig is not None:
             from autograder.worker import figure_data
@@ -184,58 +349,121 @@ class Context:
                         f"{self.tol.grad_rtol:g}, seed {self.seed})")
 
 
+_TEXT_KEYS = ("title", "xlabel", "ylabel", "xscale", "yscale")
+_LIST_KEYS = ("lines", "legend", "images", "scatter", "texts", "xticklabels", "yticklabels")
+
+
+def _tidy_axes(ax: dict) -> dict:
+    """An axes entry of a student's figure with its text and list fields of the documented types (an extractor
+    that could not read an artist leaves None), so checks read them without type tests."""
+    for key in _TEXT_KEYS:
+        if not isinstance(ax.get(key), str):
+            ax[key] = ""
+    for key in _LIST_KEYS:
+        if not isinstance(ax.get(key), list):
+            ax[key] = []
+    if not isinstance(ax.get("bars"), np.ndarray):
+        ax["bars"] = np.zeros((0, 3))
+    return ax
+
+
 def _b64(png) -> str:
     import base64
 
-    return base64.b64encode(np.asarray(png, dtype=np.uint8).tobytes()).decode() if png is not None else ""
+    if not isinstance(png, np.ndarray):
+        return ""
+    return base64.b64encode(np.asarray(png, dtype=np.uint8).tobytes()).decode()
 
 
-def student_forward(ctx: Context, name: str) -> Callable:
-    """f(**inputs) -> out running the student's `name` forward in the worker (positional, in inputs' order)."""
-    def f(**inputs):
-        out = ctx.call(name, *inputs.values(), keep=(1,))
-        return np.asarray(out[0], dtype=np.float64)
-    return f
+# -- shared check shapes ---------------------------------------------------------------------------------------
 
 
 def forward_part(ctx: Context, name: str, inputs: dict, expected, label: str = "out", weight: float = 1.0,
                  rtol: float | None = None) -> None:
     """A part: the student's `name(*inputs)` returns (out, cache) with out equal to `expected`."""
     with ctx.part(label, weight):
-        result = ctx.call(name, *inputs.values(), keep=(1,))
-        if not isinstance(result, tuple) or len(result) != 2:
-            ctx.fail(f"{name} should return (out, cache), got {type(result).__name__}")
-        ctx.compare("out", result[0], expected, rtol)
+        out, _ = ctx.call(name, *inputs.values(), keep=(1,), returns=("array", "kept"))
+        ctx.compare("out", out, expected, rtol)
 
 
-def backward_parts(ctx: Context, forward: str, backward: str, inputs: dict, expected: Callable | None,
-                   numeric_forward: Callable, grad_names: tuple[str, ...] | None = None,
-                   weights: dict | None = None) -> None:
+def backward_parts(ctx: Context, forward: str, backward: str, inputs: dict,
+                   grad_names: tuple[str, ...] | None = None, weights: dict | None = None,
+                   oracle_inputs: dict | None = None) -> None:
     """One part per gradient of `backward(dout, cache)`, for a cache made by the student's `forward`.
 
-    Each returned gradient must have its input's shape, match `expected(dout)[name]` (when given) and pass a
-    directional numerical check against `numeric_forward(**inputs)` (a reference or the student's forward).
+    Each returned gradient must have its input's shape, match the oracle's backward on the oracle's own cache, and
+    pass a directional numerical check against the oracle's forward. `oracle_inputs` are the oracle's arguments
+    when they differ from the student's (default: the same).
     """
     grad_names = grad_names or tuple(inputs)
-    dout = problem = grads = None
+    want = problem = grads = None
+    oracle_in = oracle_inputs if oracle_inputs is not None else inputs
+    ref_fwd, ref_bwd = getattr(ctx.oracle, forward), getattr(ctx.oracle, backward)
+    spec = "array" if len(grad_names) == 1 else ("array",) * len(grad_names)
     try:
-        out, cache = ctx.call(forward, *inputs.values(), keep=(1,))
-        dout = ctx.rng.standard_normal(np.shape(out))
-        grads = ctx.call(backward, dout, cache)
+        out, cache = ctx.call(forward, *inputs.values(), keep=(1,), returns=("array", "kept"))
+        dout = ctx.rng.standard_normal(out.shape)
+        grads = ctx.call(backward, dout, cache, returns=spec)
         grads = grads if isinstance(grads, tuple) else (grads,)
-    except (StudentError, WorkerLost) as exc:
+        ref_out, ref_cache = ref_fwd(**oracle_in)
+        if np.shape(ref_out) != out.shape:  # the student's forward has the wrong shape: its own part says so
+            raise CheckFailed(f"{forward} returned out of shape {out.shape}, expected {np.shape(ref_out)}; "
+                              f"fix {forward} first")
+        ref_grads = ref_bwd(dout, ref_cache)
+        want = dict(zip(grad_names, ref_grads if isinstance(ref_grads, tuple) else (ref_grads,)))
+    except (StudentError, WorkerLost, CheckFailed) as exc:
         problem = exc
-    except (TypeError, ValueError):  # the forward did not return an (out, cache) pair
-        problem = CheckFailed(f"{forward} should return (out, cache)")
-    want = expected(dout) if expected is not None and problem is None else None
+    except Exception as exc:  # noqa: BLE001 -- a grader bug: each part reports it as such
+        problem = exc
+
+    def ref_forward(**kw):
+        return ref_fwd(**kw)[0]
+
     for i, name in enumerate(grad_names):
         with ctx.part("d" + name, (weights or {}).get(name, 1.0)):
             if problem is not None:
                 raise problem
-            if len(grads) != len(grad_names):
-                ctx.fail(f"{backward} should return {len(grad_names)} gradients "
-                         f"({', '.join('d' + g for g in grad_names)}), got {len(grads)}")
             got = ctx.array("d" + name, grads[i], np.shape(inputs[name]))
-            if want is not None:
-                ctx.compare_grad("d" + name, got, want[name])
-            ctx.gradcheck(numeric_forward, inputs, {name: got}, dout)
+            ctx.compare_grad("d" + name, got, want[name])
+            ctx.gradcheck(ref_forward, oracle_in, {name: got}, dout)
+
+
+def train_to_bar(ctx: Context, model: str, run: Callable[[TrainingBar, dict], Any],
+                 label: str | None = None, weight: float = 1.0) -> None:
+    """A part: train the student's model as `run(bar, data)` (in the worker) and compare the returned metric value
+    with the bar of `model` (public or hidden run). `data` is the bar's dataset subset, loaded here once."""
+    bar = ctx.bar(model)
+    with ctx.part(label or f"{bar.describe()} on {bar.dataset} ({bar.train_size:,} training examples)", weight):
+        value = run(bar, load_bar_data(bar))
+        value = float(value)
+        ctx.metric(f"{model}.{bar.metric}", value)
+        ctx.expect(bar.passes(value), f"{bar.metric} {value:.4f} does not reach the bar {bar.describe()} "
+                                      f"({bar.train_size:,} training examples, seed {ctx.seed})")
+
+
+@functools.lru_cache(maxsize=8)
+def _images(name: str, train: int, test: int, flatten: bool, channels_first: bool):
+    from toolkit.data import load_images
+
+    return load_images(name, train, test, flatten=flatten, channels_first=channels_first)
+
+
+def load_bar_data(bar: TrainingBar, flatten: bool = True, channels_first: bool = False):
+    """The bar's dataset subset: (X_train, y_train, X_test, y_test) for image sets (cached per process), or the
+    text corpus (file name -> text) for text sets."""
+    import course_config
+
+    if course_config.DATASETS[bar.dataset].kind == "text":
+        from toolkit.data import load_text
+
+        return load_text(bar.dataset)
+    return _images(bar.dataset, bar.train_size, bar.test_size, flatten, channels_first)
+
+
+def accuracy(scores, labels) -> float:
+    """Fraction of rows whose highest score is the true label (NaN scores count as wrong)."""
+    if not isinstance(scores, np.ndarray) or scores.ndim != 2 or scores.shape[0] != len(labels):
+        raise CheckFailed(f"the scores are {describe(scores)}; expected an array of shape ({len(labels)}, C)")
+    scores = scores.astype(np.float64)
+    pred = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)
+    return float(np.mean(pred == labels))

@@ -17,15 +17,22 @@ from autograder.runner import REPO
 
 SOLUTIONS = REPO / "solutions"
 
-# student -> topic -> how the submission is made: "reference", "stubs", "hostile", or a mutant of the topic
-COHORT = {
-    "adaeze": {"feedforward": "reference", "backprop": "reference"},
-    "bola": {"feedforward": "stubs", "backprop": "stubs"},
-    "chidi": {"feedforward": "softmax_missing_1_over_N", "backprop": "value_grad_not_accumulated"},
-    "damilola": {"feedforward": "affine_dw_transposed", "backprop": "flow_plot_linear_scale"},
-    "emeka": {"feedforward": "batchnorm_running_not_updated", "backprop": "hist_wrong_bins"},
-    "funmi": {"feedforward": "hostile", "backprop": "reference"},
-}
+# The sample students, and how each one's submission of a topic is made: "reference", "stubs", "hostile" (the
+# reference plus a sys.exit at import in one module), or the topic's i-th demo mutant (Topic.demo_mutants).
+STUDENTS = ("adaeze", "bola", "chidi", "damilola", "emeka", "funmi")
+
+
+def kind_of(student: str, topic: course_config.Topic) -> str:
+    """What `student` hands in for `topic`: funmi is hostile in the first topic only."""
+    if student == "adaeze":
+        return "reference"
+    if student == "bola":
+        return "stubs"
+    if student == "funmi":
+        return "hostile" if topic is course_config.TOPICS[0] else "reference"
+    return topic.demo_mutants[STUDENTS.index(student) - 2]
+
+
 HOSTILE_LINE = "import sys\nsys.exit(0)  # a submission that tries to end the grader early\n"
 
 
@@ -35,8 +42,8 @@ def build_cohort(root: Path, topic: course_config.Topic) -> Path:
     by_name = {m.name: m for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS}
     released_nb = REPO / "release" / topic.slug / topic.notebook
     source_nb = REPO / "assignments" / topic.slug / topic.notebook
-    for student, kinds in COHORT.items():
-        kind = kinds.get(topic.slug, "reference")
+    for student in STUDENTS:
+        kind = kind_of(student, topic)
         dest = submitted / student
         dest.mkdir(parents=True, exist_ok=True)
         if kind == "stubs":
@@ -67,13 +74,14 @@ def run(out: Path, jobs: int = 2) -> list[dict]:
     manual = out / "manual_scores.csv"
     manual_tasks = [t.name for tp in course_config.TOPICS for t in tp.tasks if t.kind == "manual"]
     manual.write_text("student,task,points\n" + "".join(f"adaeze,{name},3\n" for name in manual_tasks))
-    console.print(f"sample cohort of {len(COHORT)} students in {out / 'submitted'}; grading with {jobs} job(s)")
-    rows = batch.grade(topics, out, out / "graded", jobs=jobs, manual=manual, force=True)
+    console.print(f"sample cohort of {len(STUDENTS)} students in {out / 'submitted'}; grading with {jobs} job(s)")
+    # the sample cohort is the course's own code, so the plain sandbox is acceptable where bubblewrap is missing
+    rows = batch.grade(topics, out, out / "graded", jobs=jobs, manual=manual, force=True, allow_unisolated=True)
     table = Table(title="gradebook (graded/gradebook.csv)")
     for col in ("student", "submission", "points", "%", "grade"):
         table.add_column(col)
     for row in rows:
-        kinds = ", ".join(dict.fromkeys(COHORT.get(row["student"], {}).values()))
+        kinds = ", ".join(dict.fromkeys(kind_of(row["student"], t) for t in course_config.TOPICS))
         table.add_row(row["student"], kinds, f"{row['total_points']:g}/{row['total_max']:g}",
                       f"{row['percentage']:.1f}", f"{row['letter']} ({row['grade_point']})")
     console.print(table)

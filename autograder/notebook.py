@@ -1,4 +1,4 @@
-"""Checks a notebook cell can call: `check("feedforward.affine_backward")` grades one task of the folder the
+"""Checks a notebook cell can call: `check("<topic>.<function>")` grades one task of the folder the
 notebook sits in with the public suite (in the sandbox, like `dlcore check`), prints what is wrong and where,
 and raises AssertionError unless the task gets full points. It prints to stdout only: nbgrader zeroes a test
 cell that writes to stderr.

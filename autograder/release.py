@@ -11,6 +11,7 @@ release/ is what students get:
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -113,20 +114,92 @@ def expected_files(topics=None) -> dict[str, bytes | Path]:
             rel = path.relative_to(REPO)
             files[str(rel)] = (header(str(rel)) + path.read_text()).encode()
     files["course_config.py"] = (header("course_config.py") + (REPO / "course_config.py").read_text()).encode()
-    files["pyproject.toml"] = (REPO / "autograder" / "templates" / "student_pyproject.toml").read_bytes()
-    files["README.md"] = (REPO / "autograder" / "templates" / "student_README.md").read_bytes()
+    files["pyproject.toml"] = (REPO / "autograder" / "templates" / "student_pyproject.toml").read_text().replace(
+        "{{PINNED}}", ", ".join(f'"{p}"' for p in pinned_requirements())).encode()
+    files["README.md"] = (REPO / "autograder" / "templates" / "student_README.md").read_text().replace(
+        "{{TOPICS}}", student_topic_list()).encode()
     for name in ("conftest.py", "test_public.py"):  # the public checks as pytest tests, markers from config
         rel = f"autograder/templates/student_{name}"
         files[name] = (header(rel) + (REPO / rel).read_text()).encode()
     return files
 
 
+CHECK_CALL = re.compile(r'^check\("([^"]+)"\);?$')
+
+
+def graded_cells(nb) -> dict[str, tuple[dict, str]]:
+    """grade_id -> (nbgrader metadata, task name) of every graded cell: a code cell whose whole source is
+    `check("<task>");`, or a manual answer cell whose grade_id is the manual task's function-less name."""
+    cells = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        if cell.cell_type == "code":
+            m = CHECK_CALL.match(cell.source.strip())
+            cells[meta["grade_id"]] = (meta, m.group(1) if m else "")
+        else:
+            cells[meta["grade_id"]] = (meta, "")
+    return cells
+
+
+def stamp_points(nb, topic: course_config.Topic, name: str = "notebook"):
+    """Set every graded cell's points from the configuration (in place; returns nb).
+
+    A graded code cell must be exactly `check("<task>");` for an automatic task of the topic; a graded answer cell
+    must be named (grade_id) after a manual task, e.g. "written_comparison" for "<topic>.written_comparison". Any
+    other graded cell is an error, so the notebook's points and `dlcore grade`'s never disagree.
+    """
+    manual = {t.name.split(".", 1)[1]: t for t in topic.tasks if t.kind == "manual"}
+    for gid, (meta, task_name) in graded_cells(nb).items():
+        if task_name:
+            task = topic.task(task_name)
+            if task.kind != "auto":
+                raise ValueError(f"{name}: cell {gid} checks {task_name}, which is not an automatic task")
+        elif gid in manual:
+            task = manual[gid]
+        else:
+            raise ValueError(f"{name}: graded cell {gid!r} names no task of {topic.slug}: make it "
+                             f'`check("{topic.slug}.<task>");`, a manual task\'s answer cell, or ungraded '
+                             f"(grade: false) in course_config.py's terms")
+        meta["points"] = task.points
+    return nb
+
+
+PINNED = ("numpy", "torch", "torchvision", "matplotlib")
+
+
+def pinned_requirements() -> list[str]:
+    """The grader's exact pins of the packages whose behaviour a grade depends on (from pyproject.toml)."""
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = [d for d in deps if re.split(r"[=<>!~ ]", d, maxsplit=1)[0] in PINNED]
+    if len(pins) != len(PINNED) or not all("==" in p for p in pins):
+        raise ValueError(f"pyproject.toml must pin {', '.join(PINNED)} with ==; found {pins}")
+    return pins
+
+
+def student_topic_list() -> str:
+    """The student README's table of topics, from the configuration."""
+    rows = ["| folder | modules to write | PyTorch modules | imports | data |", "| --- | --- | --- | --- | --- |"]
+    for tp in course_config.TOPICS:
+        rows.append(f"| `{tp.slug}/` ({tp.title}) | {', '.join(f'`{m}.py`' for m in tp.modules)} | "
+                    f"{', '.join(f'`{m}.py`' for m in tp.torch_modules) or '-'} | "
+                    f"{', '.join(f'`{r}/`' for r in tp.requires) or '-'} | {', '.join(tp.datasets)} |")
+    return "\n".join(rows)
+
+
 def generate_notebook(source: Path, topic: str) -> bytes:
-    """Run nbgrader's real generate_assignment on one source notebook and return the student version."""
+    """Stamp the source notebook's points from the configuration, run nbgrader's real generate_assignment on it and
+    return the student version."""
+    import nbformat
+
     with tempfile.TemporaryDirectory(prefix="dlcore-nbgrader-") as tmp:
         course = Path(tmp)
         (course / "source" / topic).mkdir(parents=True)
-        shutil.copy(source, course / "source" / topic / source.name)
+        nb = stamp_points(nbformat.read(source, as_version=4), course_config.topic(topic), str(source))
+        nbformat.write(nb, course / "source" / topic / source.name)
         proc = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", topic, "--force",
                                f"--CourseDirectory.root={course}", "--log-level=ERROR"],
                               cwd=course, capture_output=True, text=True)
@@ -196,6 +269,43 @@ def lint(release: Path) -> list[str]:
     return problems
 
 
+TABLE_BEGIN, TABLE_END = "<!-- topics: generated by `dlcore release` from course_config.py -->", "<!-- /topics -->"
+
+
+def topic_table() -> str:
+    """The README's topic table, from the configuration."""
+    rows = ["| topic | student modules | graded | data | training bars |", "| --- | --- | --- | --- | --- |"]
+    for tp in course_config.TOPICS:
+        auto = [t for t in tp.tasks if t.kind == "auto"]
+        manual = [t for t in tp.tasks if t.kind == "manual"]
+        graded = f"{len(auto)} automatic tasks ({sum(t.points for t in auto):g} points)"
+        if manual:
+            graded += f" + {len(manual)} instructor-graded ({sum(t.points for t in manual):g} points)"
+        bars = "; ".join(f"{b.model}: {b.describe()}" for b in tp.bars) or "none"
+        modules = ", ".join(f"`{m}.py`" for m in tp.modules)
+        requires = f" (imports the student's own {', '.join(tp.requires)})" if tp.requires else ""
+        rows.append(f"| `{tp.slug}`: {tp.title} | {modules}{requires} | {graded} | {', '.join(tp.datasets)} "
+                    f"| {bars} |")
+    return "\n".join(rows)
+
+
+def readme_with_table(text: str) -> str:
+    """README.md text with the block between the topic-table markers replaced by `topic_table()`."""
+    start, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md lacks the markers {TABLE_BEGIN!r} ... {TABLE_END!r} around the topic table")
+    return text[:start + len(TABLE_BEGIN)] + "\n" + topic_table() + "\n" + text[end:]
+
+
+def write_readme_table(readme: Path = REPO / "README.md") -> bool:
+    """Regenerate the README's topic table; True if it changed."""
+    old = readme.read_text()
+    new = readme_with_table(old)
+    if new != old:
+        readme.write_text(new)
+    return new != old
+
+
 def check_fresh(release: Path, topics=None) -> list[str]:
     """Differences between release/ and a fresh build (empty when release/ is up to date)."""
     with tempfile.TemporaryDirectory(prefix="dlcore-release-") as tmp:
@@ -206,4 +316,7 @@ def check_fresh(release: Path, topics=None) -> list[str]:
         diffs = [f"missing from release/: {p}" for p in sorted(want - have)]
         diffs += [f"not generated (remove it or add its source): {p}" for p in sorted(have - want)]
         diffs += [f"out of date: {p}" for p in sorted(want & have) if (fresh / p).read_bytes() != (release / p).read_bytes()]
+        readme = REPO / "README.md"
+        if readme.read_text() != readme_with_table(readme.read_text()):
+            diffs.append("out of date: the topic table in README.md (run `dlcore release`)")
         return diffs

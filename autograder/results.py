@@ -9,6 +9,7 @@ NOT_ATTEMPTED = "not_attempted"   # the stub still raises NotImplementedError
 ERROR = "error"                   # student code crashed, hung, ran out of memory or could not be loaded
 MANUAL = "manual"                 # scored by an instructor; pending until a manual score is supplied
 SKIPPED = "skipped"               # not run: the submission used up its grading-time budget
+GRADER_ERROR = "grader_error"     # the grader's own code failed: the course staff must fix it and regrade
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Part:
     weight: float
     passed: bool
     message: str = ""
+    grader_error: bool = False     # the grader's own code failed here: not scored against the student
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,18 @@ class CheckResult:
     parts: tuple[Part, ...] = ()
     output: str = ""               # the student's own printed output during the task (bounded)
     seconds: float = 0.0
-    tags: tuple[str, ...] = ()     # e.g. ("layers.affine_backward", "implementation")
+    tags: tuple[str, ...] = ()     # the graded function, e.g. ("layers.affine_backward",)
+    category: str = ""             # assessment category (a key of course_config.CATEGORY_WEIGHTS)
     seed: int = 0                  # input seed, printed in feedback so a failure can be reproduced
     figures: tuple[dict, ...] = ()  # {"label", "student", "expected"}: base64 PNGs of graded figures
+    metrics: dict = field(default_factory=dict)  # measured values, e.g. {"net.accuracy": 0.957}
+    grader_errors: tuple[str, ...] = ()  # the grader's own exceptions while checking this task
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["parts"] = [asdict(p) for p in self.parts]
         d["tags"] = list(self.tags)
+        d["grader_errors"] = list(self.grader_errors)
         return d
 
     @classmethod
@@ -49,6 +55,7 @@ class CheckResult:
         d["parts"] = tuple(Part(**p) for p in d.get("parts", []))
         d["tags"] = tuple(d.get("tags", []))
         d["figures"] = tuple(d.get("figures", []))
+        d["grader_errors"] = tuple(d.get("grader_errors", []))
         return cls(**d)
 
 
@@ -63,6 +70,7 @@ class TopicResult:
     fingerprint: str = ""                               # hash of submission + grader, for resuming a batch
     seconds: float = 0.0
     student_seconds: float = 0.0                        # time spent waiting on the student's worker
+    sandbox: str = ""                                   # which sandbox ran the student's code: "bwrap" or "plain"
 
     @property
     def points(self) -> float:
@@ -71,3 +79,8 @@ class TopicResult:
     @property
     def max_points(self) -> float:
         return sum(r.max_points for r in self.results)
+
+    @property
+    def grader_errors(self) -> int:
+        """Tasks the grader could not score because its own code failed."""
+        return sum(1 for r in self.results if r.grader_errors or r.status == GRADER_ERROR)

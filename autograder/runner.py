@@ -5,16 +5,17 @@ workers of a Session; only plain arrays and JSON come back.
 """
 from __future__ import annotations
 
+import functools
 import importlib
-import math
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import course_config
 from autograder import results as R
 from autograder.checks import Context, Suite, task_seed
-from autograder.sandbox import StudentError, Worker, WorkerLost
+from autograder.sandbox import StudentError, Worker, WorkerLost, sandbox_mode
 from course_config import Limits, Task, Topic
 
 REPO = Path(course_config.__file__).resolve().parent
@@ -29,8 +30,10 @@ def toolkit_dir() -> Path:
 
 class Session:
     """The workers serving one student's topic folder: one for NumPy modules (torch banned), one for torch
-    modules. A worker that dies is restarted on the next call; a module that failed to import keeps failing
-    with the same message instead of being retried."""
+    modules, each with its own limits (`Topic.limits`, `Topic.torch_limits`): calls into a worker share that
+    worker's wall-clock budget. A worker that dies is restarted on the next call; a module that failed to import
+    keeps failing with the same message instead of being retried. Objects a task kept in a worker are released
+    when the task ends."""
 
     def __init__(self, topic: Topic, folder: Path, limits: Limits | None = None,
                  torch_limits: Limits | None = None):
@@ -40,8 +43,8 @@ class Session:
         self.imported: dict[str, set[str]] = {}
         self.import_failures: dict[str, Exception] = {}
         self.student_seconds = 0.0
+        self.spent = {"numpy": 0.0, "torch": 0.0}  # seconds spent in each worker's calls
         self.seed, self.seeded = 0, set()
-        self.deadline = time.monotonic() + self.limits["numpy"].wall_s
 
     def reseed(self, seed: int) -> None:
         """Seed the workers' global RNGs (random, np.random, torch) before their next call in this task."""
@@ -85,20 +88,31 @@ class Session:
         return w
 
     def call(self, module: str, target, *args, **kwargs):
+        kind = self.kind(module)
+        remaining = self.limits[kind].wall_s - self.spent[kind]
+        if remaining <= 0:
+            raise WorkerLost("budget", f"was not run: the submission used up the grading time of its "
+                                       f"{kind} modules ({self.limits[kind].wall_s:g} s)")
         w = self._worker(module)
         if isinstance(target, str):
             target = f"{self.topic.slug}.{module}.{target}"
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise WorkerLost("budget", f"was not run: the submission used up its grading time "
-                                       f"({self.limits['numpy'].wall_s:g} s)")
-        # a call may not outlast the submission's grading budget, whatever timeout the check asked for
-        kwargs["timeout"] = min(kwargs.get("timeout") or self.limits[self.kind(module)].call_s, remaining)
+        # a call may not outlast the worker's grading budget, whatever timeout the check asked for
+        kwargs["timeout"] = min(kwargs.get("timeout") or self.limits[kind].call_s, remaining)
         t0 = time.perf_counter()
         try:
             return w.call(target, *args, **kwargs)
         finally:
+            self.spent[kind] += time.perf_counter() - t0
             self.student_seconds += time.perf_counter() - t0
+
+    def end_task(self) -> None:
+        """Release every object the task kept in the workers (models, caches), so tasks cannot share state."""
+        for w in self.workers.values():
+            if w.alive:
+                try:
+                    w.release_all()
+                except (StudentError, WorkerLost):
+                    pass
 
     def getattr(self, module: str, handle, attr: str):
         return self._worker(module).getattr(handle, attr)
@@ -122,7 +136,8 @@ class Session:
 
 
 def load_suite(topic: str, visibility: str) -> Suite:
-    """The public or hidden suite of a topic. The hidden suite exists only in the instructors' repository."""
+    """The public or hidden suite of a topic (both built from the same checks, see autograder.checks). The hidden
+    suite exists only in the instructors' repository."""
     try:
         mod = importlib.import_module(f"autograder.{visibility}.{topic}")
     except ModuleNotFoundError as exc:
@@ -133,13 +148,14 @@ def load_suite(topic: str, visibility: str) -> Suite:
     return mod.SUITE
 
 
-def load_reference(topic: Topic) -> dict:
-    """The reference modules from solutions/ (trusted process only), by module stem."""
-    if not (SOLUTIONS / topic.slug).is_dir():
-        raise SystemExit(f"solutions/{topic.slug} not found: the hidden suite needs the instructors' repository")
+@functools.lru_cache(maxsize=None)
+def reference(slug: str, module: str):
+    """A reference module from solutions/ (trusted process only): the hidden suites' oracle."""
+    if not (SOLUTIONS / slug).is_dir():
+        raise SystemExit(f"solutions/{slug} not found: the hidden suite needs the instructors' repository")
     if str(SOLUTIONS) not in sys.path:
         sys.path.insert(0, str(SOLUTIONS))
-    return {m: importlib.import_module(f"{topic.slug}.{m}") for m in topic.modules}
+    return importlib.import_module(f"{slug}.{module}")
 
 
 def missing_files(topic: Topic, folder: Path) -> dict[str, str]:
@@ -179,26 +195,28 @@ def _status(parts: list[R.Part], not_implemented: int) -> str:
     return R.PARTIAL if passed else R.FAILED
 
 
-def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int, reference: dict | None,
+def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int,
              failed_before: set[str]) -> R.CheckResult:
-    tags = (f"{task.module}.{task.function}" if task.function else task.module, task.category)
+    tags = (f"{task.module}.{task.function}" if task.function else task.module,)
+    base = dict(tags=tags, seed=seed, category=task.category)
     if task.kind == "manual":
-        return R.CheckResult(task.name, 0.0, task.points, R.MANUAL, "pending: graded by an instructor",
-                             tags=tags, seed=seed)
-    check = suite.checks.get(task.name)
-    if check is None:
-        return R.CheckResult(task.name, 0.0, task.points, R.SKIPPED,
-                             f"no {suite.visibility} check for this task; the grader's hidden suite scores it",
-                             tags=tags, seed=seed)
+        return R.CheckResult(task.name, 0.0, task.points, R.MANUAL, "pending: graded by an instructor", **base)
+    check = suite.checks[task.name]  # every automatic task has one (asserted when the suite was built)
     missing = missing_files(topic, session.folder).get(task.module)
     if missing:
-        return R.CheckResult(task.name, 0.0, task.points, R.ERROR, missing, tags=tags, seed=seed)
+        return R.CheckResult(task.name, 0.0, task.points, R.ERROR, missing, **base)
     session.reseed(seed)
-    ctx = Context(topic, task, session, seed, reference)
+    ctx = Context(topic, task, session, seed, suite)
     t0 = time.perf_counter()
-    check(ctx)
+    try:
+        check(ctx)
+    except Exception as exc:  # a grader bug outside any part: the task is the grader's error, not a zero
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        ctx.grader_errors.append(f"{type(exc).__name__}: {exc} at {Path(frame.filename).name}:{frame.lineno}")
+    finally:
+        session.end_task()
     seconds = time.perf_counter() - t0
-    parts = ctx.parts or [R.Part("check", 1.0, False, "the check scored nothing")]
+    parts = ctx.parts or [R.Part("check", 1.0, False, "the check scored nothing", grader_error=True)]
     total = sum(p.weight for p in parts)
     points = task.points * sum(p.weight for p in parts if p.passed) / total
     status = _status(parts, ctx.not_implemented)
@@ -211,8 +229,13 @@ def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int
         message += f". Note: this task calls {deps}, which lost points in its own check; fix that first"
     if status == R.FAILED and ctx.worker_errors:
         status = R.ERROR
+    if ctx.grader_errors or any(p.grader_error for p in parts):
+        status = R.GRADER_ERROR
+        message = ("the grader failed while checking this task (not your mistake; the course staff will fix it "
+                   "and regrade): " + "; ".join(ctx.grader_errors or [p.message for p in parts if p.grader_error]))
     return R.CheckResult(task.name, round(points, 6), task.points, status, message, tuple(parts),
-                         session.take_output(), round(seconds, 3), tags, seed, tuple(ctx.figures))
+                         session.take_output(), round(seconds, 3), figures=tuple(ctx.figures),
+                         metrics=dict(ctx.metrics), grader_errors=tuple(ctx.grader_errors), **base)
 
 
 def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student: str = "",
@@ -222,9 +245,8 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
     t0 = time.perf_counter()
     folder = Path(folder)
     suite = load_suite(topic.slug, visibility)
-    reference = load_reference(topic) if visibility == "hidden" else None
     base = course_config.GRADING_SEED if seed is None else seed
-    result = R.TopicResult(student=student, topic=topic.slug)
+    result = R.TopicResult(student=student, topic=topic.slug, sandbox=sandbox_mode())
     if not folder.is_dir():
         result.notes.append(f"no folder {folder}: the submission has nothing for {topic.slug}")
     else:
@@ -236,8 +258,8 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
             if not (folder.parent / r).is_dir():
                 result.notes.append(f"{topic.slug} imports your {r} code, but there is no {r}/ folder beside "
                                     f"{folder.name}/: hand in {r}/ too")
-    budget = (limits or topic.limits).wall_s
     session = Session(topic, folder, limits, torch_limits)
+    budget = session.limits["numpy"].wall_s + (session.limits["torch"].wall_s if topic.torch_modules else 0.0)
     failed: set[str] = set()
     try:
         for task in topic.tasks:
@@ -247,31 +269,21 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
             if time.perf_counter() - t0 > budget and task.kind == "auto":
                 r = R.CheckResult(task.name, 0.0, task.points, R.SKIPPED,
                                   f"not run: this submission used up its grading time of {budget:g} s",
-                                  seed=seed_t)
+                                  seed=seed_t, category=task.category)
             elif not folder.is_dir() and task.kind == "auto":
-                r = R.CheckResult(task.name, 0.0, task.points, R.ERROR, f"{folder} does not exist", seed=seed_t)
+                r = R.CheckResult(task.name, 0.0, task.points, R.ERROR, f"{folder} does not exist", seed=seed_t,
+                                  category=task.category)
             else:
-                r = run_task(topic, task, suite, session, seed_t, reference, failed)
+                r = run_task(topic, task, suite, session, seed_t, failed)
             if r.points < r.max_points and r.status != R.MANUAL:
                 failed.add(task.name)
             result.results.append(r)
         banned = session.banned_imports()
         if banned:
-            result.notes.append(f"policy: the NumPy modules loaded {', '.join(banned)}; from-scratch tasks may not "
-                                f"use them")
+            result.notes.append(f"policy: the NumPy modules used {', '.join(banned)}; from-scratch tasks may not "
+                                f"use them (the functions that did scored 0 there)")
     finally:
         session.close()
     result.seconds = round(time.perf_counter() - t0, 3)
     result.student_seconds = round(session.student_seconds, 3)
     return result
-
-
-def accuracy(scores, labels) -> float:
-    """Fraction of rows whose highest score is the true label (NaN scores count as wrong)."""
-    import numpy as np
-
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2 or scores.shape[0] != len(labels):
-        return math.nan
-    pred = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)
-    return float(np.mean(pred == labels))

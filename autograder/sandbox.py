@@ -1,21 +1,29 @@
 """Run student code in a separate, limited worker process and talk to it with plain data.
 
 Protections, strongest available first (README "Sandbox" says which hold where):
-- bubblewrap (Linux, when `bwrap` works): new user, PID, IPC, UTS and network namespaces; the filesystem shows
+- bubblewrap (Linux, when `bwrap` works): new PID, IPC, UTS and network namespaces; the filesystem shows
   only the system and Python prefixes read-only, the worker script and a private copy of the submission, so
   solutions/, hidden tests and the rest of the course repository do not exist for student code.
+- never root: as root, student code runs as uid/gid 65534 (nobody) with no capabilities and no_new_privs
+  (`setpriv` inside bubblewrap, or before the interpreter in the plain mode); as another user it keeps that
+  user's (unprivileged) uid, shown as 65534 inside bubblewrap's user namespace.
 - always: a private copy of the submission as working folder; a scrubbed environment; `python -I -B`;
   rlimits via prlimit (address space, CPU seconds, file size, open files, no core dumps); a new session whose
   process group is SIGKILLed on timeout; per-call wall-clock limits enforced from this side.
 - as root: a pids cgroup caps processes (fork bombs); without bwrap, `unshare -n` still removes the network.
+
+`sandbox_mode()` is "bwrap" only when a real probe worker starts under bubblewrap here (unprivileged, NumPy
+importable, the repository invisible); otherwise "plain", which `dlcore grade` refuses unless told otherwise.
 """
 from __future__ import annotations
 
 import functools
 import os
 import select
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -32,6 +40,16 @@ WORKER_SCRIPT = Path(wire.__file__).resolve()
 SANDBOX_ROOT = "/sub"            # where the private copy appears inside bubblewrap
 SANDBOX_WORKER = "/opt/dlcore/worker.py"
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".git")
+REPO = Path(__file__).resolve().parents[1]
+NOBODY = 65534                   # uid and gid of student code when the grader runs as root
+INSTALL_BWRAP = "apt-get install -y bubblewrap"
+# As root: become nobody, with no capabilities left (bounding set too) and no way back through setuid files.
+DROP_ROOT = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+             "--no-new-privs", "--"]
+# What a probe worker checks (argv: mode, repository): it is not root, NumPy loads, and bubblewrap hides the repo.
+PROBE = ("import os, sys, numpy\n"
+         "assert os.getuid() != 0 and os.geteuid() != 0, 'the worker would run as root'\n"
+         "assert sys.argv[1] != 'bwrap' or not os.path.exists(sys.argv[2]), 'the repository is visible inside'\n")
 
 
 class WorkerLost(Exception):
@@ -81,29 +99,68 @@ def _resolve_handle(ref: dict) -> Handle:
     return Handle(int(ref["__h__"]), str(ref.get("type", "?")))
 
 
+def _tool(name: str) -> str:
+    """A launcher program by absolute path, found on the grader's PATH (the worker's own PATH is scrubbed)."""
+    return shutil.which(name) or name
+
+
 @functools.lru_cache(maxsize=1)
 def sandbox_mode() -> str:
-    """'bwrap' when bubblewrap works here, else 'plain'. DLCORE_SANDBOX=plain|bwrap forces a mode."""
+    """'bwrap' when a worker starts under bubblewrap here, else 'plain'. DLCORE_SANDBOX=plain|bwrap forces a mode."""
     forced = os.environ.get("DLCORE_SANDBOX")
     if forced in ("plain", "bwrap"):
         return forced
-    if shutil.which("bwrap"):
-        probe = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"],
-                               capture_output=True, timeout=30)
-        if probe.returncode == 0:
-            return "bwrap"
-    return "plain"
+    return "bwrap" if launch_problem("bwrap") is None else "plain"
+
+
+@functools.lru_cache(maxsize=None)
+def launch_problem(mode: str) -> str | None:
+    """Why a worker cannot start in `mode` ("bwrap" or "plain") here, in one line; None when it can.
+
+    The probe is a real worker launch (same bwrap arguments, limits and privilege drop) running PROBE, so a
+    bubblewrap that exists but cannot mount /proc, a Python that uid 65534 cannot read, or a missing setpriv
+    all count as "does not work" rather than failing later on every student.
+    """
+    if mode == "bwrap" and not shutil.which("bwrap"):
+        return "bubblewrap (bwrap) is not installed"
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        return "setpriv (util-linux) is missing, so student code cannot be run as an unprivileged user"
+    w = Worker({}, Limits(), mode=mode)
+    try:
+        cmd = w._command(["-I", "-B", "-c", PROBE, mode, str(REPO)])
+        proc = subprocess.run(cmd, env=w._env(), cwd=str(w.copy), stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=120, start_new_session=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        w.close()
+    if proc.returncode == 0:
+        return None
+    lines = (proc.stderr + proc.stdout).decode("utf-8", errors="replace").strip().splitlines()
+    detail = f"its probe worker failed: {lines[-1] if lines else f'exit status {proc.returncode}'}"
+    return f"bubblewrap does not work here ({detail})" if mode == "bwrap" else f"no plain worker starts here ({detail})"
+
+
+def isolation_problem() -> str | None:
+    """Why student code would run here without filesystem isolation (the plain mode), or None under bubblewrap."""
+    if sandbox_mode() == "bwrap":
+        return None
+    if os.environ.get("DLCORE_SANDBOX") == "plain":
+        return "DLCORE_SANDBOX=plain turns bubblewrap off"
+    return launch_problem("bwrap")
+
+
+def _site_dirs() -> set[str]:
+    import site
+
+    return {*site.getsitepackages(), *(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)}
 
 
 def _python_dirs() -> list[str]:
     """Folders the worker's interpreter needs: prefixes and site-packages, outside this repository."""
-    import site
-
-    repo = Path(__file__).resolve().parents[1]
-    dirs = {sys.base_prefix, sys.prefix, *site.getsitepackages()}
-    dirs |= {p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p}
+    dirs = {sys.base_prefix, sys.prefix, *_site_dirs()}
     # never a folder that holds the repository (that would show solutions/); a venv inside it is fine
-    return sorted(d for d in dirs if os.path.isdir(d) and not repo.is_relative_to(Path(d).resolve()))
+    return sorted(d for d in dirs if os.path.isdir(d) and not REPO.is_relative_to(Path(d).resolve()))
 
 
 def _banned_dirs(banned: tuple[str, ...]) -> list[str]:
@@ -128,6 +185,54 @@ def _pids_cgroup(limit: int) -> str | None:
     return None
 
 
+def _closed_ancestor(path: str) -> str | None:
+    """The topmost folder above `path` that uid 65534 may not enter (ACLs aside), or None."""
+    parts = Path(path).parts
+    for i in range(1, len(parts)):
+        folder = os.path.join(*parts[:i])
+        st = os.stat(folder)
+        bit = stat.S_IXUSR if st.st_uid == NOBODY else stat.S_IXGRP if st.st_gid == NOBODY else stat.S_IXOTH
+        if not st.st_mode & bit:
+            return folder
+    return None
+
+
+def _plain_root_prefix(tmp: Path) -> list[str]:
+    """As root without bubblewrap: `unshare -n` (no network) before the privilege drop.
+
+    A Python that lives under a folder nobody may enter (pyenv under /root, mode 0700) would not start as
+    nobody, so then a mount namespace is added in which that folder is an empty tmpfs with only the
+    interpreter's folders and the worker script bound back into it (this also hides the rest of that folder).
+    """
+    if not shutil.which("unshare"):
+        return []
+    needed = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                     *_site_dirs(), str(WORKER_SCRIPT)})
+    needed = [p for p in needed if os.path.exists(p)
+              and not any(p != q and Path(p).is_relative_to(q) for q in needed)]  # outermost only
+    closed: dict[str, list[str]] = {}
+    for p in needed:
+        top = _closed_ancestor(p)
+        if top:
+            closed.setdefault(top, []).append(p)
+    if not closed:
+        return [_tool("unshare"), "-n", "--"]
+    q = shlex.quote
+    script = ["set -e"]
+    for i, (top, paths) in enumerate(sorted(closed.items())):
+        stage = tmp / f"stage{i}"  # the real folder, seen only by this root shell until it is unmounted
+        script += [f"mkdir -m 700 {q(str(stage))}", f"mount --bind {q(top)} {q(str(stage))}",
+                   f"mount -t tmpfs -o mode=0755,size=1m dlcore {q(top)}"]
+        for p in paths:
+            src = q(str(stage / os.path.relpath(p, top)))
+            make = f"mkdir -p {q(p)}" if os.path.isdir(p) else f"mkdir -p {q(os.path.dirname(p))} && : > {q(p)}"
+            script += [make, f"mount --bind {src} {q(p)}", f"mount -o remount,bind,ro {q(p)}"]
+        script.append(f"umount -l {q(str(stage))}")
+    script.append('exec "$@"')
+    return [_tool("unshare"), "-m", "-n", "--propagation", "private", "--", _tool("sh"), "-c", "\n".join(script),
+            "dlcore"]
+
+
 class Worker:
     """One sandboxed interpreter serving a private copy of some submission folders.
 
@@ -136,11 +241,13 @@ class Worker:
         limits: resource limits (course_config.Limits).
         banned: top-level packages the worker refuses to import (torch for from-scratch NumPy topics).
         trusted: name -> trusted folder copied beside them (the student toolkit).
+        mode: "bwrap" or "plain"; default sandbox_mode().
     """
 
     def __init__(self, folders: dict[str, Path], limits: Limits, banned: tuple[str, ...] = (),
-                 trusted: dict[str, Path] | None = None):
+                 trusted: dict[str, Path] | None = None, mode: str | None = None):
         self.limits, self.banned = limits, banned
+        self.mode = mode or sandbox_mode()
         self.tmp = Path(tempfile.mkdtemp(prefix="dlcore-sub-"))
         self.copy = self.tmp / "root"
         self.copy.mkdir()
@@ -155,6 +262,9 @@ class Worker:
             for n in dirnames + filenames:
                 os.chmod(os.path.join(dirpath, n), 0o777 if n in dirnames else 0o666)
         os.chmod(self.copy, 0o777)
+        self.home = self.tmp / "home"  # HOME and TMPDIR of the plain mode, writable by the sandbox user
+        self.home.mkdir(mode=0o777)
+        os.chmod(self.home, 0o777)
         self.proc: subprocess.Popen | None = None
         self.cgroup: str | None = None
         self._output = bytearray()
@@ -162,35 +272,48 @@ class Worker:
         self._lock = threading.Lock()
 
     # -- life cycle -------------------------------------------------------------------------------
-    def _command(self, fd_in: int, fd_out: int) -> list[str]:
-        mode = sandbox_mode()
-        root = SANDBOX_ROOT if mode == "bwrap" else str(self.copy)
-        script = SANDBOX_WORKER if mode == "bwrap" else str(WORKER_SCRIPT)
-        py = [sys.executable, "-I", "-B", script, str(fd_in), str(fd_out), root, ",".join(self.banned)]
+    def _command(self, python_args: list[str]) -> list[str]:
+        """[join the pids cgroup] prlimit [bwrap | unshare] [setpriv, as root] python PYTHON_ARGS."""
         lim = self.limits
-        prlimit = ["prlimit", f"--as={lim.memory_mb << 20}", f"--cpu={lim.cpu_s}", f"--fsize={lim.fsize_mb << 20}",
-                   "--nofile=256", "--core=0"]
         is_root = os.geteuid() == 0
+        prlimit = [_tool("prlimit"), f"--as={lim.memory_mb << 20}", f"--cpu={lim.cpu_s}",
+                   f"--fsize={lim.fsize_mb << 20}", "--nofile=256", "--core=0"] if shutil.which("prlimit") else []
         self.cgroup = _pids_cgroup(lim.nproc) if is_root else None
-        if not is_root:
+        if prlimit and self.cgroup is None:  # binds once the worker is not root (always, after the drop below)
             prlimit.append(f"--nproc={lim.nproc}")
-        if mode == "bwrap":
-            cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
-                   "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/opt/dlcore"]
-            for d in ("/usr", "/bin", "/lib", "/lib64", "/etc"):
-                if os.path.exists(d):
-                    cmd += ["--ro-bind", d, d]
-            for d in _python_dirs():
+        drop = [_tool("setpriv"), *DROP_ROOT] if is_root else []
+        if self.mode == "bwrap":
+            cmd = [_tool("bwrap"), "--die-with-parent", "--new-session"]
+            if is_root:
+                # No user namespace: as root one would map the sandbox user to the real root outside. bwrap makes
+                # the mounts as root, then setpriv (after "--") turns the worker into nobody without capabilities.
+                cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+            else:  # unprivileged: a user namespace maps this (already unprivileged) user to 65534 inside
+                cmd += ["--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY), "--proc", "/proc", "--dev",
+                        "/dev", "--tmpfs", "/tmp"]
+            cmd += ["--dir", "/opt/dlcore"]
+            mounted = [d for d in ("/usr", "/bin", "/lib", "/lib64", "/etc") if os.path.exists(d)]
+            for d in mounted:
                 cmd += ["--ro-bind", d, d]
+            made: set[Path] = set()
+            for d in _python_dirs():  # sorted: a prefix before the site-packages inside it
+                for parent in reversed(Path(d).parents[:-1]):
+                    # bwrap as root makes missing parents 0700, so nobody could not reach a prefix under /root
+                    if is_root and parent not in made and not any(parent.is_relative_to(m) for m in mounted):
+                        cmd += ["--perms", "0755", "--dir", str(parent)]
+                        made.add(parent)
+                cmd += ["--ro-bind", d, d]
+                mounted.append(d)
             for d in _banned_dirs(self.banned):
                 cmd += ["--tmpfs", d]  # the package's files do not exist for this worker
             cmd += ["--ro-bind", str(WORKER_SCRIPT), SANDBOX_WORKER, "--bind", str(self.copy), SANDBOX_ROOT,
-                    "--chdir", SANDBOX_ROOT, "--"]
+                    "--chdir", SANDBOX_ROOT, "--"] + drop
         else:
-            cmd = ["unshare", "-n", "--"] if is_root and shutil.which("unshare") else []
-        cmd = prlimit + ["--"] + cmd + py
+            cmd = _plain_root_prefix(self.tmp) + drop if is_root else []
+        cmd = prlimit + (["--"] if prlimit else []) + cmd + [sys.executable, *python_args]
         if self.cgroup:
-            cmd = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + cmd
+            cmd = [_tool("sh"), "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + cmd
         return cmd
 
     def _env(self) -> dict[str, str]:
@@ -201,15 +324,19 @@ class Worker:
         for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # needed for correct results on some CPUs
             if key in os.environ:
                 env[key] = os.environ[key]
-        if sandbox_mode() == "plain":
-            env["HOME"] = env["TMPDIR"] = str(self.tmp)
+        if self.mode == "plain":
+            env["HOME"] = env["TMPDIR"] = str(self.home)
+            env["MPLCONFIGDIR"] = str(self.home / "mpl")
         return env
 
     def start(self) -> None:
         """Start the interpreter and wait for its greeting (bounded by limits.import_s)."""
         to_w_r, to_w_w = os.pipe()
         from_w_r, from_w_w = os.pipe()
-        cmd = self._command(to_w_r, from_w_w)
+        bwrap = self.mode == "bwrap"
+        cmd = self._command(["-I", "-B", SANDBOX_WORKER if bwrap else str(WORKER_SCRIPT), str(to_w_r), str(from_w_w),
+                             SANDBOX_ROOT if bwrap else str(self.copy), ",".join(self.banned),
+                             str(self.limits.output_kb << 10)])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, pass_fds=(to_w_r, from_w_w), env=self._env(),
                                      cwd=str(self.copy), start_new_session=True)
@@ -220,15 +347,20 @@ class Worker:
         self._receive(max(self.limits.import_s, 30.0))
 
     def _drain(self, stream) -> None:
-        """Keep the worker's stdout/stderr flowing; keep the head and the tail for feedback."""
+        """Keep the worker's own stdout/stderr flowing (what is written before the worker captures fds 1 and 2,
+        and the launcher's errors); keep the head and the tail for feedback."""
+        for chunk in iter(lambda: stream.read1(1 << 20), b""):
+            self._keep(chunk)
+
+    def _keep(self, data: bytes) -> None:
+        """Add student output, keeping at most limits.output_kb: its head and its tail."""
         cap = self.limits.output_kb << 10
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            with self._lock:
-                self._output += chunk
-                if len(self._output) > cap:
-                    cut = len(self._output) - cap
-                    del self._output[cap // 2: cap // 2 + cut]
-                    self._output_dropped += cut
+        with self._lock:
+            self._output += data
+            if len(self._output) > cap:
+                cut = len(self._output) - cap
+                del self._output[cap // 2: cap // 2 + cut]
+                self._output_dropped += cut
 
     def take_output(self) -> str:
         """Student output since the last call of this method, control characters removed."""
@@ -245,16 +377,15 @@ class Worker:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
         if self.cgroup:  # sweep anything that escaped the process group, then drop the cgroup
             try:
                 with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
@@ -342,8 +473,7 @@ class Worker:
             raise self._lost() from None
         output = header.get("output")
         if isinstance(output, str) and output:
-            with self._lock:
-                self._output += output.encode("utf-8", errors="replace")[: self.limits.output_kb << 10]
+            self._keep(output.encode("utf-8", errors="replace"))
         if not header.get("ok", False):
             err = header.get("error") or {}
             raise StudentError(err if isinstance(err, dict) else {"type": "Error", "message": str(err)})
@@ -405,6 +535,10 @@ class Worker:
 
     def release(self, *handles: Handle) -> None:
         self.request({"op": "release", "handles": [h.id for h in handles]})
+
+    def release_all(self) -> None:
+        """Forget every object kept in the worker (the end of a task)."""
+        self.request({"op": "release", "all": True})
 
 
 def _ignore_untrusted(folder: str, names: list[str], max_bytes: int) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import course_config
 from autograder import results as R
 from course_config import CATEGORY_WEIGHTS, GRADE_SCALE
 
@@ -18,14 +17,15 @@ def letter(percent: float) -> tuple[str, int]:
 
 
 def category_points(topic_results: list[R.TopicResult]) -> dict[str, tuple[float, float]]:
-    """category -> (earned, possible) over the given topics."""
+    """category -> (earned, possible) over the given topics, from each result's explicit category."""
     out = {c: [0.0, 0.0] for c in CATEGORY_WEIGHTS}
     for tr in topic_results:
-        tasks = {t.name: t for t in course_config.topic(tr.topic).tasks}
         for r in tr.results:
-            cat = tasks[r.task].category if r.task in tasks else "implementation"
-            out[cat][0] += r.points
-            out[cat][1] += r.max_points
+            if r.category not in out:
+                raise ValueError(f"{tr.student}/{tr.topic}: result {r.task} has category {r.category!r}, "
+                                 f"not one of {sorted(CATEGORY_WEIGHTS)}; regrade with --force")
+            out[r.category][0] += r.points
+            out[r.category][1] += r.max_points
     return {c: (e, p) for c, (e, p) in out.items()}
 
 
@@ -55,6 +55,9 @@ def gradebook_row(student: str, topic_results: list[R.TopicResult]) -> dict:
     row["letter"], row["grade_point"] = letter(pct)
     pending = sum(r.max_points for tr in topic_results for r in tr.results if r.status == R.MANUAL)
     row["pending_manual_points"] = round(pending, 2)
+    # tasks the grader itself failed on: their points are not the student's verdict; fix the grader and regrade
+    row["grader_errors"] = sum(tr.grader_errors for tr in topic_results)
+    row["sandbox"] = "+".join(sorted({tr.sandbox for tr in topic_results if tr.sandbox})) or "-"  # bwrap | plain
     return row
 
 
@@ -79,5 +82,5 @@ def apply_manual(tr: R.TopicResult, manual: dict[tuple[str, str], float]) -> R.T
             pts = min(max(manual[(tr.student, r.task)], 0.0), r.max_points)
             status = R.PASSED if pts == r.max_points else (R.PARTIAL if pts else R.FAILED)
             tr.results[i] = R.CheckResult(r.task, pts, r.max_points, status, "scored by an instructor",
-                                          tags=r.tags, seed=r.seed)
+                                          tags=r.tags, seed=r.seed, category=r.category)
     return tr

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -52,7 +53,7 @@ def throughput(copies: int, jobs: int) -> dict:
             shutil.copytree(REPO / "solutions" / "feedforward", root / "submitted" / f"s{i}" / "feedforward",
                             ignore=shutil.ignore_patterns("__pycache__"))
         t0 = time.perf_counter()
-        batch.grade(["feedforward"], root, root / "out", jobs=jobs, quiet=True)
+        batch.grade(["feedforward"], root, root / "out", jobs=jobs, quiet=True, allow_unisolated=True)
         dt = time.perf_counter() - t0
     return {"jobs": jobs, "submissions": copies, "seconds": round(dt, 1), "per_minute": round(60 * copies / dt, 2)}
 
@@ -64,7 +65,7 @@ def epoch_ratio() -> dict:
 
     torch.set_num_threads(1)
     x, y, _, _ = load_mnist(10_000, 10)
-    t = FF.training
+    t = types.SimpleNamespace(**FF.bar("net").settings)
     net = TwoLayerNet(784, t.hidden_dim, 10, "relu", "he", 1e-2, t.reg, 0)
     net.params = {k: v.astype(np.float32) for k, v in net.params.items()}
     xs = x.astype(np.float32)

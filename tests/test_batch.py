@@ -36,7 +36,7 @@ def graded(tmp_path_factory):
     (sub / "kemi" / "feedforward" / "feedforward.ipynb").write_text("{ not json")  # broken notebook
     before = tree_hash(sub)
     out = root / "out"
-    rows = batch.grade(["feedforward"], root, out, jobs=2, quiet=True)
+    rows = batch.grade(["feedforward"], root, out, jobs=2, quiet=True, allow_unisolated=True)
     return root, sub, out, rows, before
 
 
@@ -84,7 +84,7 @@ def test_rerun_resumes_and_regrades_only_what_is_missing(graded):
     root, sub, out, rows, before = graded
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
     (out / "bisi" / "feedforward" / "results.json").unlink()  # as if the batch had stopped before bisi
-    batch.grade(["feedforward"], root, out, jobs=1, quiet=True)
+    batch.grade(["feedforward"], root, out, jobs=1, quiet=True, allow_unisolated=True)
     for p, stamp in stamps.items():
         if "bisi" in p.parts:
             assert p.exists()
@@ -96,3 +96,13 @@ def test_rerun_resumes_and_regrades_only_what_is_missing(graded):
 def test_missing_submissions_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no such folder"):
         batch.grade(["feedforward"], tmp_path / "nowhere", tmp_path / "out", quiet=True)
+
+
+def test_the_library_call_refuses_without_isolation_too(tmp_path, monkeypatch):
+    """Not only the CLI: batch.grade itself refuses where student code would run without filesystem isolation."""
+    from autograder import sandbox
+
+    monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+    (tmp_path / "submitted" / "ada").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="refusing to grade: bubblewrap is not installed"):
+        batch.grade(["feedforward"], tmp_path, tmp_path / "out", quiet=True)

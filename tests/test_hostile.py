@@ -144,3 +144,77 @@ def test_missing_module_file(reference_copy):
     res = by_task(grade(reference_copy, tasks=LAYERS_FWD + ["feedforward.TorchTwoLayerNet"], limits=FAST))
     assert "layers.py is missing" in res["feedforward.affine_forward"].message
     assert res["feedforward.TorchTwoLayerNet"].points == 3
+
+
+# -- torch in a NumPy module: the module imports, only the functions that use it score 0 --------------------------
+AFFINE_USES = "out = {use}(x.reshape(x.shape[0], -1) @ w + b)  # (N, M)"
+
+
+@pytest.mark.parametrize("line, use", [
+    ("import torch", "torch.as_tensor"),
+    ("import torch.nn as nn", "nn.Identity()"),
+    ("from torch import nn", "nn.Identity()"),
+    ("import torch.nn.functional as F", "F.relu"),
+    ("from torch.nn import functional", "functional.relu"),
+    ("from torch import tensor", "tensor"),
+    ("import jax.numpy as jnp", "jnp.asarray"),
+    ("import autograd.numpy as anp", "anp.array"),
+    ("import tensorflow as tf", "tf.identity"),
+])
+def test_top_level_banned_import_costs_only_the_functions_that_use_it(reference_copy, line, use):
+    prepend(reference_copy, "layers", line)
+    edit(reference_copy, "layers", AFFINE_BODY, AFFINE_USES.format(use=use))
+    result = grade(reference_copy, tasks=LAYERS_FWD, limits=FAST)
+    res = by_task(result)
+    assert res["feedforward.affine_forward"].points == 0
+    assert "written from scratch" in res["feedforward.affine_forward"].message, res["feedforward.affine_forward"]
+    assert res["feedforward.relu_forward"].points == 1 and res["feedforward.sigmoid_forward"].points == 1
+    library = line.split()[1].split(".")[0]
+    assert any(n.startswith("policy:") and library in n for n in result.notes), result.notes
+
+
+def test_unused_top_level_torch_import_costs_nothing(reference_copy):
+    prepend(reference_copy, "layers", "import torch\nimport torch.nn as nn\nfrom torch.nn import functional as F")
+    result = grade(reference_copy, tasks=LAYERS_FWD, limits=FAST)
+    assert result.points == 4, [(r.task, r.message) for r in result.results]
+    assert not any(n.startswith("policy:") for n in result.notes), result.notes
+
+
+# -- output: real streams, any amount, any bytes; the grade never depends on it -------------------------------------
+@pytest.mark.parametrize("code, shown", [
+    ('import sys\nsys.stdout.buffer.write(b"bytes through sys.stdout.buffer\\n")', "bytes through sys.stdout.buffer"),
+    ('import sys\nprint("fds", sys.stdout.fileno(), sys.stderr.fileno())', "fds 1 2"),
+    ('import os\nos.write(1, b"a nul\\x00byte and \\xff\\xfe invalid utf-8\\n")',
+     "a nulbyte and \ufffd\ufffd invalid utf-8"),
+    ('import sys\nprint("stderr is a tty:", sys.stderr.isatty(), file=sys.stderr)', "stderr is a tty: False"),
+    ('import os\nos.system("echo printed by a child process")', "printed by a child process"),
+])
+def test_output_at_import_is_shown_and_costs_nothing(reference_copy, code, shown):
+    prepend(reference_copy, "layers", code)
+    result = grade(reference_copy, tasks=LAYERS_FWD, limits=FAST)
+    assert result.points == 4, [(r.task, r.message) for r in result.results]
+    output = "\n".join(r.output for r in result.results)
+    assert shown in output and "\x00" not in output, output
+
+
+def test_300_mib_of_output_at_import_is_shortened(reference_copy):
+    prepend(reference_copy, "layers", 'print("FIRST LINE")\nfor _ in range(300):\n    print("y" * (1 << 20))\n'
+                                      'print("LAST LINE")')
+    result = grade(reference_copy, tasks=LAYERS_FWD, limits=Limits(call_s=60.0, import_s=120.0, wall_s=600.0,
+                                                                    memory_mb=1024))
+    assert result.points == 4, [(r.task, r.message) for r in result.results]
+    output = by_task(result)["feedforward.affine_forward"].output
+    assert "FIRST LINE" in output and "LAST LINE" in output and "bytes of output left out" in output
+    assert len(output) < 200_000
+
+
+def test_printing_from_a_function_during_a_check_is_shortened(reference_copy):
+    edit(reference_copy, "layers", "out = np.maximum(0, x)",
+         'print("relu called")\n    for _ in range(4):\n        print("z" * (1 << 20))\n'
+         '    print("relu done")\n    out = np.maximum(0, x)')
+    res = by_task(grade(reference_copy, tasks=LAYERS_FWD, limits=FAST))
+    assert res["feedforward.relu_forward"].points == 1
+    output = res["feedforward.relu_forward"].output
+    assert "relu called" in output and "relu done" in output and "bytes of output left out" in output
+    assert len(output) < 200_000
+    assert "relu called" not in res["feedforward.affine_forward"].output

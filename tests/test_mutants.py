@@ -35,13 +35,13 @@ def affected_modules(topic, changed: str) -> set[str]:
     return affected
 
 
-@pytest.mark.parametrize("topic, least", [(course_config.FEEDFORWARD, 12), (course_config.BACKPROP, 8)],
-                         ids=lambda x: getattr(x, "slug", x))
-def test_there_are_enough_mutants(topic, least):
+@pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)
+def test_there_are_enough_mutants(topic):
     mine = [m for t, m in MUTANTS if t is topic]
-    assert len(mine) >= least
+    assert len(mine) >= topic.min_mutants
     assert len({m.name for m in mine}) == len(mine)
     assert {m.primary for m in mine} >= {t.name for t in topic.tasks if t.kind == "auto"}  # every task is tested
+    assert set(topic.demo_mutants) <= {m.name for m in mine}  # the demo's buggy students exist
 
 
 def test_dependency_analysis():

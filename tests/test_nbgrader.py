@@ -25,31 +25,36 @@ import nbformat
 import pytest
 
 import course_config
-from autograder.release import BEGIN, make_stub
+from autograder.release import BEGIN, make_stub, solution_regions, stamp_points
 from course_config import Task, Topic
 from toolkit.data import DataMissing, dataset_path
 
 REPO = Path(course_config.__file__).resolve().parent
 COURSE_ID = "dlcore"
-DATASET = course_config.FEEDFORWARD.dataset  # every notebook so far loads MNIST
-
-# Text of solution cells and hidden tests that must not reach the released notebook, by topic.
-SECRETS: dict[str, tuple[str, ...]] = {
-    "feedforward": ("np.mean(net.predict(model, X_test)", "min_accuracy"),
-    "backprop": ("ratio = sigmoid_history[0, 0] / sigmoid_history[0, -1]", "ratio < 1e-10"),
-}
+DATASETS = sorted({d for t in course_config.TOPICS for d in t.datasets})  # what the notebooks load
 
 
-def _mnist_available() -> bool:
+def _data_available() -> bool:
     try:
-        dataset_path(DATASET, download=False)
+        for name in DATASETS:
+            dataset_path(name, download=False)
         return True
     except DataMissing:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _mnist_available(),
-                                reason="MNIST not found: set DLCORE_DATA to the course data folder")
+pytestmark = pytest.mark.skipif(not _data_available(),
+                                reason="course data not found: set DLCORE_DATA to the course data folder")
+
+
+def secrets(topic: Topic) -> list[str]:
+    """Text of the source notebook's solution regions and hidden tests, which must not reach the release."""
+    nb = nbformat.read(source_notebook(topic), as_version=4)
+    found = []
+    for cell in nb.cells:
+        text = cell.source.replace("BEGIN HIDDEN TESTS", BEGIN).replace("END HIDDEN TESTS", "### END SOLUTION")
+        found += [line for line in solution_regions(text) if len(line) >= 12 and cell.cell_type == "code"]
+    return found
 
 CONFIG = f"""
 c = get_config()
@@ -81,7 +86,7 @@ def manual_points(topic: Topic) -> dict[str, float]:
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the real nbgrader CLI in `course`; fail with its output if it exits non-zero."""
     env = dict(os.environ)
-    env["DLCORE_DATA"] = str(dataset_path(DATASET, download=False).parent)  # the kernel inherits it
+    env["DLCORE_DATA"] = os.environ["DLCORE_DATA"]  # the kernel inherits it
     env.pop("PYTHONWARNINGS", None)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
                           cwd=course, env=env, capture_output=True, text=True, timeout=1500)
@@ -146,7 +151,9 @@ def course(topic, tmp_path_factory) -> Path:
     (root / "nbgrader_config.py").write_text(CONFIG)
     # source/ holds only the notebook: autograde would otherwise overwrite submitted .py files with its copies
     (root / "source" / topic.slug).mkdir(parents=True)
-    shutil.copy(source_notebook(topic), root / "source" / topic.slug / topic.notebook)
+    # as `dlcore release` does: the graded cells' points come from course_config.py
+    nb = stamp_points(nbformat.read(source_notebook(topic), as_version=4), topic)
+    nbformat.write(nb, root / "source" / topic.slug / topic.notebook)
     nbgrader(root, "generate_assignment", topic.slug, "--force")
     return root
 
@@ -186,7 +193,7 @@ def test_release_notebook_has_no_solutions(course, topic):
     text = (course / "release" / topic.slug / topic.notebook).read_text()
     for marker in (BEGIN, "### END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "Model answer"):
         assert marker not in text
-    for secret in SECRETS.get(topic.slug, ()):
+    for secret in secrets(topic):
         assert secret not in text, secret
     assert "YOUR CODE HERE" in text and "YOUR ANSWER HERE" in text
     folder = course / "release" / topic.slug

@@ -85,3 +85,43 @@ def test_notebooks_are_thin():
             tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith(("%", "!"))))
             defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
             assert not defs, f"{topic.notebook}: a non-solution cell defines code:\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)
+def test_notebook_points_come_from_the_configuration(topic):
+    """The released notebook's graded cells and the configuration's tasks match one to one, with equal points, so
+    nbgrader's gradebook and `dlcore grade` agree."""
+    nb = nbformat.read(RELEASE / topic.slug / topic.notebook, as_version=4)
+    cells = release.graded_cells(nb)
+    manual = {t.name.split(".", 1)[1]: t.name for t in topic.tasks if t.kind == "manual"}
+    stamped = {(task or manual[gid]): meta["points"] for gid, (meta, task) in cells.items()}
+    assert stamped == {t.name: t.points for t in topic.tasks}
+
+
+def test_a_graded_cell_that_names_no_task_is_an_error():
+    topic = course_config.TOPICS[0]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "assert test_acc > 0.9", metadata={"nbgrader": {"grade": True, "grade_id": "test_acc", "points": 2,
+                                                          "solution": False, "locked": True, "schema_version": 3}})])
+    with pytest.raises(ValueError, match="names no task"):
+        release.stamp_points(nb, topic)
+    nb.cells[0].source = f'check("{topic.slug}.no_such_task");'
+    with pytest.raises(KeyError, match="no task named"):
+        release.stamp_points(nb, topic)
+
+
+def test_readme_topic_table_is_generated_from_the_configuration():
+    text = (REPO / "README.md").read_text()
+    assert release.readme_with_table(text) == text, "run `dlcore release` to regenerate the README's topic table"
+    for topic in course_config.TOPICS:
+        assert f"| `{topic.slug}`: {topic.title} |" in text
+
+
+def test_student_edition_pins_the_graders_numpy_and_torch():
+    import tomllib
+
+    grader = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    student = tomllib.loads((RELEASE / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name in release.PINNED:
+        mine = [d for d in grader if d.startswith(name + "==")]
+        assert mine and mine[0] in student, (name, grader, student)

@@ -27,10 +27,11 @@ def _topic_result(points_by_task: dict) -> R.TopicResult:
     tr = R.TopicResult("ada", "feedforward")
     for t in course_config.FEEDFORWARD.tasks:
         if t.kind == "manual":
-            tr.results.append(R.CheckResult(t.name, 0.0, t.points, R.MANUAL))
+            tr.results.append(R.CheckResult(t.name, 0.0, t.points, R.MANUAL, category=t.category))
         else:
             p = points_by_task.get(t.name, t.points)
-            tr.results.append(R.CheckResult(t.name, p, t.points, R.PASSED if p == t.points else R.FAILED))
+            tr.results.append(R.CheckResult(t.name, p, t.points, R.PASSED if p == t.points else R.FAILED,
+                                            category=t.category))
     return tr
 
 
@@ -58,3 +59,24 @@ def test_bad_manual_csv_names_the_line(tmp_path):
 def test_config_rejects_unknown_keys():
     with pytest.raises(TypeError):
         course_config.Task("x.y", 1, "implementation", "layers", "f", colour="red")
+
+
+def test_category_is_explicit_never_guessed():
+    """A result without a known category is an error, not silently counted as implementation."""
+    tr = _topic_result({})
+    row = gradebook_row("ada", [tr])
+    by_cat = {c: sum(t.points for t in course_config.FEEDFORWARD.tasks if t.category == c)
+              for c in course_config.CATEGORY_WEIGHTS}
+    for c, pts in by_cat.items():
+        assert row.get(f"{c}_max", 0) == pts
+    tr.results[0] = R.CheckResult(tr.results[0].task, 1.0, 2.0, R.PARTIAL)  # no category
+    with pytest.raises(ValueError, match="category"):
+        gradebook_row("ada", [tr])
+
+
+def test_grader_errors_are_counted_not_hidden():
+    tr = _topic_result({})
+    t = course_config.FEEDFORWARD.tasks[0]
+    tr.results[0] = R.CheckResult(t.name, 0.0, t.points, R.GRADER_ERROR, "grader failed", category=t.category,
+                                  grader_errors=("ZeroDivisionError",))
+    assert gradebook_row("ada", [tr])["grader_errors"] == 1

@@ -102,3 +102,34 @@ def test_mnist_subset_is_prepared():
     x_tr, y_tr, x_te, y_te = data.load_mnist(1000, 500)
     assert x_tr.shape == (1000, 784) and x_te.shape == (500, 784) and x_tr.dtype == np.float64
     assert abs(x_tr.mean()) < 1e-12 and set(np.unique(y_tr)) == set(range(10))
+
+
+def test_every_registered_dataset_loads_as_documented():
+    """The registry in course_config: image sets as uint8 arrays with 10 labels; text as NFC strings."""
+    import unicodedata
+
+    import course_config
+
+    for name, spec in course_config.DATASETS.items():
+        if spec.kind == "images":
+            d = data.load(name)
+            assert d["x_train"].dtype == np.uint8 and set(np.unique(d["y_test"])) == set(range(10)), name
+        else:
+            texts = data.load_text(name)
+            assert texts and all(unicodedata.is_normalized("NFC", t) and len(t) > 1000 for t in texts.values())
+    x_tr, y_tr, x_te, y_te = data.load_images("cifar10", 100, 50, channels_first=True)
+    assert x_tr.shape == (100, 3, 32, 32) and x_te.shape == (50, 3, 32, 32) and x_tr.dtype == np.float64
+    assert np.allclose(x_tr.mean(axis=(0, 2, 3)), 0)  # centred per channel with the training mean
+    assert data.load("cifar10")["x_train"].shape[1:] == (32, 32, 3)
+
+
+def test_missing_text_corpus_names_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCORE_DATA", str(tmp_path))
+    with pytest.raises(data.DataMissing, match="has no yoruba"):
+        data.load_text("yoruba")
+    monkeypatch.delenv("DLCORE_DATA")
+    monkeypatch.setenv("DLCORE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(data.DataMissing, match="it has no download"):
+        data.load_text("yoruba")
+    with pytest.raises(ValueError, match="not a text dataset"):
+        data.load_text("mnist")

@@ -1,95 +1,35 @@
-"""Hidden checks of topic 2 (backprop). Never released.
+"""The hidden suite of topic 2 (backprop) and its planted bugs. Never released.
 
-Expected values come from the reference (solutions/backprop, which imports the reference topic-1 layers) in this
-trusted process, and from torch.autograd; the students' code uses their own topic-1 layers. Inputs are seeded
-per student and task.
+The checks are the ones in autograder/public/backprop.py; here their oracle is the reference (solutions/backprop,
+which imports the reference topic-1 layers) in this trusted process, on other sizes and per-student inputs. The
+students' code uses their own topic-1 layers.
 """
 from __future__ import annotations
 
 import functools
 
-import numpy as np
-
-from autograder.checks import Suite
 from autograder.mutants import mutant
-from autograder.public import backprop as pub
-
-SUITE = Suite("backprop", "hidden")
-
-
-def _reference_case(ctx):
-    X, y, params = pub.net_case(ctx.rng, n=7, d=5, h=8, c=4)
-    return X, y, params, 0.05
+from autograder.public.backprop import CHECKS
+from autograder.runner import reference
 
 
-@SUITE.check("backprop.two_layer_forward")
-def _(ctx):
-    X, y, params, reg = _reference_case(ctx)
-    loss, cache = ctx.ref("manual").two_layer_forward(X, y, params, reg)
-    pub.two_layer_forward_parts(ctx, X, y, params, reg, loss,
-                                {k: cache[k] for k in ("z1", "h1", "z2", "log_probs")})
+class ReferenceOracle:
+    """The reference staged net and gradient-flow functions."""
+
+    def __init__(self, ctx):
+        self.manual = reference("backprop", "manual")
+        gradflow = reference("backprop", "gradflow")
+        self.record_gradient_norms = gradflow.record_gradient_norms
+        self.plot_gradient_flow = gradflow.plot_gradient_flow
+        self.plot_gradient_histograms = gradflow.plot_gradient_histograms
+
+    def two_layer(self, X, y, params, reg):
+        loss, cache = self.manual.two_layer_forward(X, y, params, reg)
+        values = {k: cache[k] for k in ("z1", "h1", "z2", "log_probs")}
+        return loss, values, self.manual.two_layer_backward(cache)
 
 
-@SUITE.check("backprop.two_layer_backward")
-def _(ctx):
-    ref = ctx.ref("manual")
-    X, y, params, reg = _reference_case(ctx)
-    want = ref.two_layer_backward(ref.two_layer_forward(X, y, params, reg)[1])
-    pub.two_layer_backward_parts(ctx, X, y, params, reg, want, pub.GRAD_GROUPS)
-    with ctx.part("equal to numerical gradients and to torch.autograd"):
-        _, cache = ctx.call("two_layer_forward", X, y, params, reg, keep=(1,))
-        grads = ctx.call("two_layer_backward", cache)
-        _, _, torch_grads = pub.torch_two_layer(X, y, params, reg)
-        for name in ("W1", "b1", "W2", "b2"):
-            ctx.compare_grad(f'grads["{name}"] vs torch', grads[name], torch_grads[name], rtol=ctx.tol.parity_rtol)
-
-        def loss_of(**p):
-            return ref.two_layer_forward(X, y, p, reg)[0]
-        ctx.gradcheck(loss_of, params, {k: grads[k] for k in ("W1", "b1", "W2", "b2")}, 1.0)
-
-
-@SUITE.check("backprop.Value")
-def _(ctx):
-    for label, ops in (("+ - * /", ["add", "sub", "mul", "div"]), ("** exp log", ["pow", "exp", "log"]),
-                       ("tanh relu", ["tanh", "relu"])):
-        prog = [(op, i % 2, (i + 1) % 2) if op in ("add", "sub", "mul", "div") else
-                (op, i % 2, 3) if op == "pow" else (op, i % 2) for i, op in enumerate(ops)]
-        pub.value_part(ctx, label, prog + [("add", len(prog) + 1, len(prog))], pub.leaf_values(ctx.rng, 2))
-
-
-@SUITE.check("backprop.Value.backward")
-def _(ctx):
-    for k in range(2):
-        pub.backward_part(ctx, f"random expression {k + 1}, against torch.autograd",
-                          pub.random_program(ctx.rng, 4, 14), pub.leaf_values(ctx.rng, 4))
-    pub.backward_part(ctx, "nodes used several times accumulate ((x * y + x) * x)",
-                      [("mul", 0, 1), ("add", 2, 0), ("mul", 3, 0)], pub.leaf_values(ctx.rng, 2))
-    pub.chain_part(ctx, 2500)
-
-
-@SUITE.check("backprop.record_gradient_norms")
-def _(ctx):
-    ref = ctx.ref("gradflow")
-    X, y = ctx.rng.standard_normal((90, 12)), ctx.rng.integers(0, 4, 90)
-    for label, args in (("sigmoid, small normal init", ("sigmoid", "normal", 1e-2)),
-                        ("ReLU, He init", ("relu", "he", 0)), ("tanh, Xavier init", ("tanh", "xavier", 0))):
-        with ctx.part(f"norms equal the reference ({label})"):
-            call = (X, y, 4, 10, *args, 0.2, 4, 16, int(ctx.seed % 1000))
-            got = ctx.call("record_gradient_norms", *call)
-            ctx.compare("history", got, ref.record_gradient_norms(*call), rtol=1e-7)
-
-
-@SUITE.check("backprop.plot_gradient_flow")
-def _(ctx):
-    history = np.exp(ctx.rng.standard_normal((7, 5)) * 3)
-    pub.flow_figure_parts(ctx, history, ctx.ref("gradflow").plot_gradient_flow(history))
-
-
-@SUITE.check("backprop.plot_gradient_histograms")
-def _(ctx):
-    grads = [ctx.rng.standard_normal((6, 5)) * s for s in (1e-4, 1e-2, 1.0, 10.0)]
-    pub.hist_figure_parts(ctx, grads, 12, ctx.ref("gradflow").plot_gradient_histograms(grads, 12))
-
+SUITE = CHECKS.suite("hidden", ReferenceOracle)
 
 _m = functools.partial(mutant, "backprop")
 

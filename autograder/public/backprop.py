@@ -1,8 +1,9 @@
-"""Public checks of topic 2 (backprop), shipped to students and run by `dlcore check backprop`.
+"""The checks of topic 2 (backprop), one per task, and its public suite (`dlcore check backprop`).
 
-Oracles: torch.autograd in float64 and np.histogram; figures are read as data (lines, scales, labels, bars),
-never as pixels. The helpers here (expression programs, figure checks) are reused by the hidden suite with other
-inputs.
+Expected values come from `ctx.oracle`: torch.autograd in float64 here, the reference solution in the hidden
+suite (autograder/hidden/backprop.py), which runs the same checks on other sizes and per-student inputs. The scalar
+autograd is always compared with torch.autograd on expressions that use every operation (per-student seeds vary
+the values, never what is covered). Figures are read as data (lines, scales, labels, bars), never as pixels.
 """
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import Suite
+from autograder.checks import Checks
 
-SUITE = Suite("backprop", "public")
+CHECKS = Checks("backprop")
 
 # -- the staged two-layer network ------------------------------------------------------------------------
 
@@ -39,55 +40,80 @@ def torch_two_layer(X, y, params, reg):
     return loss.item(), {k: v.detach().numpy() for k, v in values.items()}, grads
 
 
-def two_layer_forward_parts(ctx, X, y, params, reg, want_loss, want_values):
-    loss, cache = None, None
+class TorchOracle:
+    """The staged net from torch.autograd; no reference for the gradient-flow functions (the public checks test
+    their properties instead)."""
+
+    record_gradient_norms = plot_gradient_flow = plot_gradient_histograms = None
+
+    def __init__(self, ctx):
+        pass
+
+    @staticmethod
+    def two_layer(X, y, params, reg):
+        """(loss, intermediates z1 h1 z2 log_probs, gradients W1 b1 W2 b2 dz2 dh1 dz1) of the staged net."""
+        return torch_two_layer(X, y, params, reg)
+
+
+GRAD_GROUPS = {"dW1, db1": ("W1", "b1"), "dW2, db2": ("W2", "b2"), "intermediates dz2, dh1, dz1": ("dz2", "dh1", "dz1")}
+
+
+def _net_case(ctx):
+    sizes = ctx.pick(dict(n=5, d=4, h=6, c=3), dict(n=7, d=5, h=8, c=4))
+    X, y, params = net_case(ctx.rng, **sizes)
+    return X, y, params, ctx.pick(0.1, 0.05)
+
+
+@CHECKS.task("backprop.two_layer_forward")
+def _(ctx):
+    X, y, params, reg = _net_case(ctx)
+    want_loss, want_values, _ = ctx.oracle.two_layer(X, y, params, reg)
+    cache = None
     with ctx.part("loss"):
-        loss, cache = ctx.call("two_layer_forward", X, y, params, reg)
+        loss, cache = ctx.call("two_layer_forward", X, y, params, reg, returns=("number", "dict"))
         ctx.compare("loss", loss, want_loss)
     with ctx.part("named intermediates z1, h1, z2, log_probs"):
-        if not isinstance(cache, dict):
-            ctx.fail("the cache should be a dict of named intermediates")
+        if cache is None:
+            _, cache = ctx.call("two_layer_forward", X, y, params, reg, returns=("number", "dict"))
         for name, want in want_values.items():
             if name not in cache:
                 ctx.fail(f'cache has no "{name}"')
             ctx.compare(f'cache["{name}"]', cache[name], want)
 
 
-def two_layer_backward_parts(ctx, X, y, params, reg, want_grads, groups):
-    """One part per group of gradient names; the cache comes from the student's forward (kept in the worker)."""
+@CHECKS.task("backprop.two_layer_backward")
+def _(ctx):
+    """One part per group of gradients (the cache comes from the student's forward, kept in the worker), and one
+    for the whole: equal to torch.autograd and to numerical gradients of the oracle's loss."""
+    X, y, params, reg = _net_case(ctx)
+    _, _, want = ctx.oracle.two_layer(X, y, params, reg)
     grads = problem = None
     try:
-        _, cache = ctx.call("two_layer_forward", X, y, params, reg, keep=(1,))
-        grads = ctx.call("two_layer_backward", cache)
+        _, cache = ctx.call("two_layer_forward", X, y, params, reg, keep=(1,), returns=("number", "kept"))
+        grads = ctx.call("two_layer_backward", cache, returns="dict")
     except Exception as exc:  # re-raised inside each part, which turns it into that part's message
         problem = exc
-    for label, names in groups.items():
+    for label, names in GRAD_GROUPS.items():
         with ctx.part(label):
             if problem is not None:
                 raise problem
-            if not isinstance(grads, dict):
-                ctx.fail(f"two_layer_backward should return a dict, got {type(grads).__name__}")
             for name in names:
                 if name not in grads:
                     ctx.fail(f'grads has no "{name}"')
-                ctx.compare_grad(f'grads["{name}"]', grads[name], want_grads[name])
+                ctx.compare_grad(f'grads["{name}"]', grads[name], want[name])
+    with ctx.part("equal to numerical gradients and to torch.autograd"):
+        if problem is not None:
+            raise problem
+        _, _, torch_grads = torch_two_layer(X, y, params, reg)
+        for name in ("W1", "b1", "W2", "b2"):
+            if name not in grads:
+                ctx.fail(f'grads has no "{name}"')
+            ctx.compare_grad(f'grads["{name}"] vs torch', grads[name], torch_grads[name], rtol=ctx.tol.parity_rtol)
 
-
-GRAD_GROUPS = {"dW1, db1": ("W1", "b1"), "dW2, db2": ("W2", "b2"), "intermediates dz2, dh1, dz1": ("dz2", "dh1", "dz1")}
-
-
-@SUITE.check("backprop.two_layer_forward")
-def _(ctx):
-    X, y, params = net_case(ctx.rng)
-    loss, values, _ = torch_two_layer(X, y, params, 0.1)
-    two_layer_forward_parts(ctx, X, y, params, 0.1, loss, values)
-
-
-@SUITE.check("backprop.two_layer_backward")
-def _(ctx):
-    X, y, params = net_case(ctx.rng)
-    _, _, grads = torch_two_layer(X, y, params, 0.1)
-    two_layer_backward_parts(ctx, X, y, params, 0.1, grads, GRAD_GROUPS)
+        def loss_of(**p):
+            return ctx.oracle.two_layer(X, y, p, reg)[0]
+        ctx.gradcheck(loss_of, params, {k: ctx.array(f'grads["{k}"]', grads[k]) for k in ("W1", "b1", "W2", "b2")},
+                      1.0)
 
 
 # -- the scalar autograd ---------------------------------------------------------------------------------
@@ -98,14 +124,24 @@ def _(ctx):
 BINARY = {"add": "__add__", "sub": "__sub__", "mul": "__mul__"}
 
 
+OPS = ("add", "sub", "mul", "div", "pow", "exp", "log", "tanh", "relu")
+
+
+def _step(rng, op: str, n: int) -> tuple:
+    i, j = int(rng.integers(n)), int(rng.integers(n))
+    if op in ("add", "sub", "mul", "div"):
+        return (op, i, j)
+    return (op, i, int(rng.integers(2, 4))) if op == "pow" else (op, i)
+
+
 def random_program(rng, leaves: int, steps: int) -> list[tuple]:
-    ops = ["add", "sub", "mul", "div", "pow", "exp", "log", "tanh", "relu"]
+    """A random expression over `leaves` inputs that uses EVERY operation at least once (in a random order, with
+    random operands), padded with random steps to `steps`: per-student seeds vary values, never coverage."""
+    ops = [OPS[k] for k in rng.permutation(len(OPS))] + [OPS[int(rng.integers(len(OPS)))]
+                                                            for _ in range(max(0, steps - len(OPS)))]
     prog, n = [], leaves
-    for _ in range(steps):
-        op = ops[int(rng.integers(len(ops)))]
-        i, j = int(rng.integers(n)), int(rng.integers(n))
-        prog.append((op, i, j) if op in ("add", "sub", "mul", "div") else (op, i, int(rng.integers(2, 4)))
-                    if op == "pow" else (op, i))
+    for op in ops:
+        prog.append(_step(rng, op, n))
         n += 1
     prog.append(("add", n - 1, n - 2))  # the output depends on the last two nodes
     return prog
@@ -129,8 +165,10 @@ def run_program(ctx, program, leaves: list[float]):
         elif op == "log":
             sq = ctx.method(a, "__pow__", 2, keep=True)
             out = ctx.method(ctx.method(sq, "__add__", 1.0, keep=True), "log", keep=True)
-        else:
-            out = ctx.method(a, op, keep=True)
+        elif op == "rawdiv":
+            out = ctx.method(a, "__truediv__", nodes[step[2]], keep=True)
+        else:  # tanh, relu, and rawexp / rawlog (exp and log applied directly, where the operand allows)
+            out = ctx.method(a, op.removeprefix("raw"), keep=True)
         nodes.append(out)
     return nodes[-1], nodes[:len(leaves)]
 
@@ -154,8 +192,10 @@ def torch_program(program, leaves: list[float]):
             out = torch.exp(torch.tanh(a))
         elif op == "log":
             out = torch.log(a ** 2 + 1)
+        elif op == "rawdiv":
+            out = a / nodes[step[2]]
         else:
-            out = getattr(torch, op)(a)
+            out = getattr(torch, op.removeprefix("raw"))(a)
         nodes.append(out)
     nodes[-1].backward()
     return nodes[-1].item(), [float(n.grad) if n.grad is not None else 0.0 for n in nodes[:len(leaves)]]
@@ -183,6 +223,53 @@ def backward_part(ctx, label, program, leaves, weight=1.0):
         ctx.compare_grad("leaf grads", got, np.array(want), rtol=1e-9)
 
 
+def reuse_parts(ctx) -> None:
+    """Reuse through every operation, two parts with the cause named:
+    - an input used by an operation and elsewhere (op(x) + x): its gradient must be accumulated (+=) by the
+      operation's backward, not overwritten (=);
+    - an interior node used twice (t + t with t = op(x)): the topological order must visit it once, so its
+      backward runs once (twice doubles every gradient below it)."""
+    leaves = [abs(v) for v in leaf_values(ctx.rng, 2)]  # positive: log and division apply directly
+    with ctx.part("an input used twice accumulates, through every operation (+= in each backward)"):
+        for op in OPS:
+            first = _first(op)
+            prog = [first, ("add", 2, 0), ("add", 3, 1)]  # op(x, y) + x + y
+            got, want = _leaf_grads(ctx, prog, leaves)
+            if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+                ctx.expect(False, f"{op}: leaf gradients {np.round(got, 6).tolist()}, expected "
+                                  f"{np.round(want, 6).tolist()} for {op}(x[, y]) + x + y: a gradient that reaches a "
+                                  f"node twice was overwritten instead of accumulated (use += in {op}'s backward)")
+    with ctx.part("an interior node used twice runs its backward once, through every operation"):
+        for op in OPS:
+            first = _first(op)
+            prog = [first, ("add", 2, 2)]  # t + t with t = op(x[, y])
+            got, want = _leaf_grads(ctx, prog, leaves)
+            if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+                mask = np.abs(want) > 1e-12
+                ratio = float(np.median(got[mask] / want[mask])) if mask.any() else np.nan
+                cause = ("the node's backward ran twice: visit each node once when building the topological order"
+                         if abs(ratio - 2) < 1e-6 else
+                         "a gradient was overwritten instead of accumulated (use += in every backward)"
+                         if abs(ratio - 0.5) < 1e-6 else "the gradients through the reused node are wrong")
+                ctx.expect(False, f"{op}: t = {op}(x[, y]) used twice (t + t) gives leaf gradients "
+                                  f"{np.round(got, 6).tolist()}, expected {np.round(want, 6).tolist()}: {cause}")
+
+
+def _first(op: str) -> tuple:
+    """The step op(x, y) (binary) or op(x) over the positive leaves x = node 0, y = node 1, applied directly (x / y,
+    x.exp(), x.log()), so the node that feeds the operation is the one that is reused."""
+    direct = {"div": ("rawdiv", 0, 1), "exp": ("rawexp", 0), "log": ("rawlog", 0), "pow": ("pow", 0, 3)}
+    return direct.get(op) or ((op, 0, 1) if op in BINARY else (op, 0))
+
+
+def _leaf_grads(ctx, program, leaves):
+    out, leaf_nodes = run_program(ctx, program, leaves)
+    ctx.method(out, "backward")
+    _, want = torch_program(program, leaves)
+    got = np.array([ctx.scalar("grad", ctx.attr(h, "grad")) for h in leaf_nodes])
+    return got, np.array(want)
+
+
 def chain_part(ctx, length: int):
     """y = x * 1.0001 repeated `length` times: backward must not recurse once per node."""
     with ctx.part(f"a chain of {length} operations (no recursion limit)"):
@@ -194,39 +281,50 @@ def chain_part(ctx, length: int):
         ctx.compare("x.grad", ctx.attr(x, "grad"), 1.0001 ** length, rtol=1e-9)
 
 
-@SUITE.check("backprop.Value")
+@CHECKS.task("backprop.Value")
 def _(ctx):
-    value_part(ctx, "+ - * /", [("add", 0, 1), ("sub", 2, 0), ("mul", 3, 1), ("div", 4, 0)], [1.5, -0.7])
-    value_part(ctx, "** exp log", [("pow", 0, 3), ("exp", 1), ("log", 2)], [0.9, -1.2])
-    value_part(ctx, "tanh relu", [("tanh", 0), ("relu", 1), ("relu", 2)], [0.4, -0.8])
+    for label, ops in (("+ - * /", ["add", "sub", "mul", "div"]), ("** exp log", ["pow", "exp", "log"]),
+                       ("tanh relu", ["tanh", "relu"])):
+        prog = [(op, i % 2, (i + 1) % 2) if op in ("add", "sub", "mul", "div") else
+                (op, i % 2, 3) if op == "pow" else (op, i % 2) for i, op in enumerate(ops)]
+        value_part(ctx, label, prog + [("add", len(prog) + 1, len(prog))], leaf_values(ctx.rng, 2))
 
 
-@SUITE.check("backprop.Value.backward")
+@CHECKS.task("backprop.Value.backward")
 def _(ctx):
-    backward_part(ctx, "an expression, against torch.autograd", random_program(ctx.rng, 3, 10),
-                  leaf_values(ctx.rng, 3), 2)
-    backward_part(ctx, "a node used twice accumulates (x * x + x)", [("mul", 0, 0), ("add", 1, 0)], [0.7])
-    chain_part(ctx, 1500)
+    for k in range(ctx.pick(1, 2)):
+        backward_part(ctx, f"random expression {k + 1} using every operation, against torch.autograd",
+                      random_program(ctx.rng, 4, ctx.pick(12, 14)), leaf_values(ctx.rng, 4), ctx.pick(2, 1))
+    reuse_parts(ctx)
+    chain_part(ctx, ctx.pick(1500, 2500))
 
 
 # -- gradient flow ---------------------------------------------------------------------------------------
 
 
-@SUITE.check("backprop.record_gradient_norms")
+@CHECKS.task("backprop.record_gradient_norms")
 def _(ctx):
-    X, y = ctx.rng.standard_normal((120, 16)), ctx.rng.integers(0, 4, 120)
-    hist = {}
-    for label, args in (("sigmoid, small normal init: gradients vanish towards the input",
-                         ("sigmoid", "normal", 1e-2)), ("ReLU, He init: gradients keep their size", ("relu", "he", 0))):
+    n, d = ctx.pick((120, 16), (90, 12))
+    X, y = ctx.rng.standard_normal((n, d)), ctx.rng.integers(0, 4, n)
+    setups = (("sigmoid, small normal init: gradients vanish towards the input", ("sigmoid", "normal", 1e-2)),
+              ("ReLU, He init: gradients keep their size", ("relu", "he", 0)))
+    for label, args in setups:
         with ctx.part(label):
             h = ctx.array("history", ctx.call("record_gradient_norms", X, y, 6, 24, *args, 0.1, 5, 32, 0), (5, 7))
             ctx.expect(bool(np.all(np.isfinite(h)) and np.all(h > 0)), "every norm should be finite and positive")
-            hist[args[0]] = h
             ratio = float(h[0, 0] / h[0, -1])
             if args[0] == "sigmoid":
                 ctx.expect(ratio < 1e-4, f"layer 1 / last layer norm is {ratio:.2g}; expected < 1e-4 (vanishing)")
             else:
                 ctx.expect(1e-2 < ratio < 1e2, f"layer 1 / last layer norm is {ratio:.2g}; expected 0.01..100")
+    if ctx.oracle.record_gradient_norms is None:
+        return
+    for label, args in (("sigmoid, small normal init", ("sigmoid", "normal", 1e-2)),
+                        ("ReLU, He init", ("relu", "he", 0)), ("tanh, Xavier init", ("tanh", "xavier", 0))):
+        with ctx.part(f"norms equal the reference ({label})"):
+            call = (X, y, 4, 10, *args, 0.2, 4, 16, int(ctx.seed % 1000))
+            got = ctx.call("record_gradient_norms", *call)
+            ctx.compare("history", got, ctx.oracle.record_gradient_norms(*call), rtol=1e-7)
 
 
 def flow_figure_parts(ctx, history: np.ndarray, expected_fig=None) -> None:
@@ -234,21 +332,23 @@ def flow_figure_parts(ctx, history: np.ndarray, expected_fig=None) -> None:
     fig = None
     with ctx.part("one line per layer, y = that layer's norms", 2):
         fig = ctx.figure("plot_gradient_flow", ctx.call("plot_gradient_flow", history), expected_fig)
-        if len(fig["axes"]) != 1:
-            ctx.fail(f"expected one axes, found {len(fig['axes'])}")
-        lines = fig["axes"][0]["lines"]
+        if len(fig["panels"]) != 1:
+            ctx.fail(f"expected one axes, found {len(fig['panels'])}")
+        lines = fig["panels"][0]["lines"]
         if len(lines) != history.shape[1]:
             ctx.fail(f"expected {history.shape[1]} lines (one per layer), found {len(lines)}")
         for i, line in enumerate(lines):
+            if not isinstance(line, dict):
+                ctx.fail(f"line {i + 1} could not be read (plot numbers against numbers)")
             ctx.compare(f"line {i + 1} y data", line["y"], history[:, i], rtol=1e-9)
     with ctx.part("log-scale y axis"):
         if fig is None:
             ctx.fail("no figure")
-        ctx.expect(fig["axes"][0]["yscale"] == "log", f"the y axis is {fig['axes'][0]['yscale']!r}, not 'log'")
+        ctx.expect(fig["panels"][0]["yscale"] == "log", f"the y axis is {fig['panels'][0]['yscale']!r}, not 'log'")
     with ctx.part("axis labels, title and a legend entry per layer"):
         if fig is None:
             ctx.fail("no figure")
-        ax = fig["axes"][0]
+        ax = fig["panels"][0]
         ctx.expect(bool(ax["xlabel"].strip() and ax["ylabel"].strip()), "label both axes")
         ctx.expect(bool(ax["title"].strip()), "give the plot a title")
         ctx.expect(len(ax["legend"]) == history.shape[1],
@@ -260,13 +360,15 @@ def hist_figure_parts(ctx, grads: list, bins: int, expected_fig=None) -> None:
     fig = None
     with ctx.part("one panel per layer"):
         fig = ctx.figure("plot_gradient_histograms", ctx.call("plot_gradient_histograms", grads, bins), expected_fig)
-        ctx.expect(len(fig["axes"]) == len(grads), f"found {len(fig['axes'])} panels, expected {len(grads)}")
+        ctx.expect(len(fig["panels"]) == len(grads), f"found {len(fig['panels'])} panels, expected {len(grads)}")
     with ctx.part("bar heights and edges equal np.histogram with the same bins", 2):
         if fig is None:
             ctx.fail("no figure")
-        for i, (ax, g) in enumerate(zip(fig["axes"], grads)):
+        for i, (ax, g) in enumerate(zip(fig["panels"], grads)):
             counts, edges = np.histogram(np.ravel(g), bins=bins)
-            bars = np.asarray(ax["bars"])
+            bars = ax.get("bars")
+            if not isinstance(bars, np.ndarray):
+                ctx.fail(f"panel {i + 1}'s bars could not be read")
             if bars.shape != (bins, 3):
                 ctx.fail(f"panel {i + 1} has {len(bars)} bars, expected {bins}")
             ctx.compare(f"panel {i + 1} counts", bars[:, 2], counts, rtol=1e-12)
@@ -274,16 +376,27 @@ def hist_figure_parts(ctx, grads: list, bins: int, expected_fig=None) -> None:
     with ctx.part("panel titles and axis labels"):
         if fig is None:
             ctx.fail("no figure")
-        for i, ax in enumerate(fig["axes"]):
+        for i, ax in enumerate(fig["panels"]):
             ctx.expect(bool(ax["title"].strip()), f"panel {i + 1} has no title")
             ctx.expect(bool(ax["xlabel"].strip()), f"panel {i + 1} has no x label")
 
 
-@SUITE.check("backprop.plot_gradient_flow")
-def _(ctx):
-    flow_figure_parts(ctx, np.exp(ctx.rng.standard_normal((6, 4)) * 3))
+def _expected_figure(ctx, name: str, *args):
+    fn = getattr(ctx.oracle, name)
+    return fn(*args) if fn is not None else None
 
 
-@SUITE.check("backprop.plot_gradient_histograms")
+@CHECKS.task("backprop.plot_gradient_flow")
 def _(ctx):
-    hist_figure_parts(ctx, [ctx.rng.standard_normal((5, 4)) * s for s in (1e-3, 1e-1, 1.0)], 10)
+    history = np.exp(ctx.rng.standard_normal(ctx.pick((6, 4), (7, 5))) * 3)
+    flow_figure_parts(ctx, history, _expected_figure(ctx, "plot_gradient_flow", history))
+
+
+@CHECKS.task("backprop.plot_gradient_histograms")
+def _(ctx):
+    scales, shape, bins = ctx.pick(((1e-3, 1e-1, 1.0), (5, 4), 10), ((1e-4, 1e-2, 1.0, 10.0), (6, 5), 12))
+    grads = [ctx.rng.standard_normal(shape) * s for s in scales]
+    hist_figure_parts(ctx, grads, bins, _expected_figure(ctx, "plot_gradient_histograms", grads, bins))
+
+
+SUITE = CHECKS.suite("public", TorchOracle)

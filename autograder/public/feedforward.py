@@ -1,7 +1,8 @@
-"""Public checks of topic 1 (feedforward), shipped to students and run by `dlcore check feedforward`.
+"""The checks of topic 1 (feedforward), one per task, and its public suite (`dlcore check feedforward`).
 
-The oracle is PyTorch in float64 (never the reference solution), plus numerical gradients of the student's own
-forward pass. Inputs come from a fixed public seed. The hidden suite checks more, on other inputs.
+Every check compares the student's code with `ctx.oracle`: PyTorch in float64 here (never the reference
+solution), the reference solution in the hidden suite (autograder/hidden/feedforward.py), which runs the same
+checks on other shapes, per-student inputs and the full training runs.
 """
 from __future__ import annotations
 
@@ -9,181 +10,302 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import Suite, backward_parts, forward_part, student_forward
-from autograder.runner import accuracy
-from course_config import FEEDFORWARD
-from toolkit.data import load_mnist
+from autograder.checks import Checks, accuracy, backward_parts, forward_part, train_to_bar
 from toolkit.gradcheck import away_from_kinks
-from toolkit.parity import torch_reference
+from toolkit.parity import torch_pair, torch_reference
 
-SUITE = Suite("feedforward", "public")
+CHECKS = Checks("feedforward")
 
 
-def _torch_affine(x, w, b):
+# -- the oracle: PyTorch with the reference's contract -----------------------------------------------------------
+
+
+def _affine(x, w, b):
     return x.reshape(x.shape[0], -1) @ w + b
 
 
-def _affine_inputs(ctx):
-    return {"x": ctx.rng.standard_normal((2, 3, 4)), "w": ctx.rng.standard_normal((12, 5)),
-            "b": ctx.rng.standard_normal(5)}
+def _torch_net(params, activation, reg, X, y=None):
+    """The two-layer net's scores, or (loss, grads), with torch.autograd (float64)."""
+    act = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation]
 
+    def scores(W1, b1, W2, b2):
+        return act(torch.tensor(X).reshape(len(X), -1) @ W1 + b1) @ W2 + b2
 
-@SUITE.check("feedforward.affine_forward")
-def _(ctx):
-    inp = _affine_inputs(ctx)
-    forward_part(ctx, "affine_forward", inp, torch_reference(_torch_affine, inp, np.ones((2, 5)))[0])
+    p = {k: params[k] for k in ("W1", "b1", "W2", "b2")}
+    if y is None:
+        return torch_reference(scores, p, None)[0]
 
-
-@SUITE.check("feedforward.affine_backward")
-def _(ctx):
-    inp = _affine_inputs(ctx)
-    backward_parts(ctx, "affine_forward", "affine_backward", inp,
-                   lambda dout: torch_reference(_torch_affine, inp, dout)[1], student_forward(ctx, "affine_forward"))
-
-
-_TORCH_ACT = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
-
-
-def _act_inputs(ctx, name):
-    x = ctx.rng.standard_normal((3, 4)) * 3
-    return {"x": away_from_kinks(x, ctx.tol.kink_margin) if name == "relu" else x}
-
-
-for _name, _fn in _TORCH_ACT.items():
-    def _register(name=_name, fn=_fn):
-        @SUITE.check(f"feedforward.{name}_forward")
-        def _(ctx):
-            inp = _act_inputs(ctx, name)
-            forward_part(ctx, f"{name}_forward", inp, torch_reference(fn, inp, np.ones((3, 4)))[0])
-
-        @SUITE.check(f"feedforward.{name}_backward")
-        def _(ctx):
-            inp = _act_inputs(ctx, name)
-            backward_parts(ctx, f"{name}_forward", f"{name}_backward", inp,
-                           lambda dout: torch_reference(fn, inp, dout)[1], student_forward(ctx, f"{name}_forward"))
-    _register()
-
-
-@SUITE.check("feedforward.softmax_loss")
-def _(ctx):
-    x, y = ctx.rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])
-    for label, scale in (("loss and dx", 1.0), ("scores of size 1e3 (stability)", 1e3)):
-        with ctx.part(label):
-            xs = x * scale
-            loss_t, grads = torch_reference(lambda x: F.cross_entropy(x, torch.tensor(y)), {"x": xs}, 1.0)
-            loss, dx = ctx.call("softmax_loss", xs, y)
-            ctx.compare("loss", loss, loss_t, rtol=1e-6)
-            ctx.compare_grad("dx", dx, grads["x"])
-
-
-@SUITE.check("feedforward.batchnorm_forward")
-def _(ctx):
-    x = ctx.rng.standard_normal((6, 3)) * 2 + 1
-    gamma, beta = ctx.rng.standard_normal(3), ctx.rng.standard_normal(3)
-    bn = {"mode": "train", "momentum": 0.9, "eps": 1e-5, "running_mean": np.zeros(3), "running_var": np.ones(3)}
-    want = F.batch_norm(torch.tensor(x), None, None, torch.tensor(gamma), torch.tensor(beta), training=True,
-                        eps=1e-5).numpy()
-    with ctx.part("train mode and running statistics"):
-        (out, _), (after,) = ctx.call("batchnorm_forward", x, gamma, beta, dict(bn), keep=(1,), echo=(3,))
-        ctx.compare("out", out, want)
-        # running = momentum * running + (1 - momentum) * batch statistic, with the biased batch variance
-        ctx.compare('bn_param["running_mean"]', after.get("running_mean"), 0.1 * x.mean(axis=0))
-        ctx.compare('bn_param["running_var"]', after.get("running_var"), 0.9 + 0.1 * x.var(axis=0))
-    with ctx.part("test mode"):
-        rm, rv = ctx.rng.standard_normal(3), ctx.rng.uniform(0.5, 2, 3)
-        test_bn = dict(bn, mode="test", running_mean=rm, running_var=rv)
-        want = F.batch_norm(torch.tensor(x), torch.tensor(rm), torch.tensor(rv), torch.tensor(gamma),
-                            torch.tensor(beta), training=False, eps=1e-5).numpy()
-        (out, _) = ctx.call("batchnorm_forward", x, gamma, beta, test_bn, keep=(1,))
-        ctx.compare("out", out, want)
-
-
-@SUITE.check("feedforward.batchnorm_backward")
-def _(ctx):
-    x = ctx.rng.standard_normal((5, 4)) * 2 + 1
-    inp = {"x": x, "gamma": ctx.rng.standard_normal(4), "beta": ctx.rng.standard_normal(4)}
-
-    def torch_bn(x, gamma, beta):
-        return F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)
-
-    backward_parts(ctx, "batchnorm_forward", "batchnorm_backward", dict(inp, bn_param={"mode": "train"}),
-                   lambda dout: torch_reference(torch_bn, inp, dout)[1], student_forward(ctx, "batchnorm_forward"),
-                   grad_names=("x", "gamma", "beta"))
-
-
-@SUITE.check("feedforward.init_weights")
-def _(ctx):
-    fan_in, fan_out = 300, 200
-    for scheme, std in (("zero", 0.0), ("normal", 0.01), ("xavier", np.sqrt(2 / 500)), ("he", np.sqrt(2 / 300))):
-        with ctx.part(scheme):
-            w = ctx.array("w", ctx.call("init_weights", fan_in, fan_out, scheme, 0.01, 7), (fan_in, fan_out))
-            ctx.expect(abs(w.std() - std) <= ctx.tol.stat_rtol * std,
-                       f"{scheme}: standard deviation {w.std():.4g}, expected {std:.4g}")
-
-
-def _torch_net_loss(x, y, reg):
-    """The two-layer ReLU net's loss as a torch function of its params (the oracle for both nets)."""
     def loss(W1, b1, W2, b2):
-        scores = torch.relu(torch.tensor(x) @ W1 + b1) @ W2 + b2
-        return F.cross_entropy(scores, torch.tensor(y)) + 0.5 * reg * (W1.pow(2).sum() + W2.pow(2).sum())
-    return loss
+        data = F.cross_entropy(scores(W1, b1, W2, b2), torch.tensor(y))
+        return data + 0.5 * reg * (W1.pow(2).sum() + W2.pow(2).sum())
+
+    value, grads = torch_reference(loss, p, 1.0)
+    return float(value), grads
 
 
-@SUITE.check("feedforward.TwoLayerNet")
+class TorchOracle:
+    """Expected values from PyTorch with the contract of solutions/feedforward (layers and two_layer_loss)."""
+
+    affine_forward, affine_backward = map(staticmethod, torch_pair(_affine))
+    relu_forward, relu_backward = map(staticmethod, torch_pair(lambda x: torch.relu(x)))
+    sigmoid_forward, sigmoid_backward = map(staticmethod, torch_pair(lambda x: torch.sigmoid(x)))
+    tanh_forward, tanh_backward = map(staticmethod, torch_pair(lambda x: torch.tanh(x)))
+    _bn_forward, batchnorm_backward = map(staticmethod, torch_pair(
+        lambda x, gamma, beta: F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)))
+
+    def __init__(self, ctx):
+        pass
+
+    @staticmethod
+    def softmax_loss(x, y):
+        loss, grads = torch_reference(lambda x: F.cross_entropy(x, torch.tensor(y)), {"x": x}, 1.0)
+        return float(loss), grads["x"]
+
+    @classmethod
+    def batchnorm_forward(cls, x, gamma, beta, bn_param):
+        """Train mode as F.batch_norm with CS231n's running averages (biased variance, momentum on the old value)."""
+        eps, m = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+        d = x.shape[1]
+        rm, rv = bn_param.get("running_mean", np.zeros(d)), bn_param.get("running_var", np.ones(d))
+        if bn_param["mode"] == "test":
+            out = F.batch_norm(*map(torch.tensor, (x, rm, rv, gamma, beta)), training=False, eps=eps).numpy()
+            return out, None
+        out, cache = cls._bn_forward(x, gamma, beta)
+        bn_param["running_mean"] = m * rm + (1 - m) * x.mean(axis=0)
+        bn_param["running_var"] = m * rv + (1 - m) * x.var(axis=0)
+        return out, cache
+
+    two_layer_loss = staticmethod(_torch_net)
+
+
+# -- layers -------------------------------------------------------------------------------------------------------
+
+
+def _affine_cases(ctx):
+    """(label, inputs): a 4-D input to flatten, and (hidden) square weights, where a transposed dW has the right
+    shape but the wrong values."""
+    def case(shape, m):
+        n = int(ctx.rng.integers(3, 6)) if ctx.hidden else 2
+        d = int(np.prod(shape))
+        return {"x": ctx.rng.standard_normal((n, *shape)), "w": ctx.rng.standard_normal((d, m)),
+                "b": ctx.rng.standard_normal(m)}
+    if not ctx.hidden:
+        return [("out", case((3, 4), 5))]
+    return [("4-D input flattened", case((2, 4, 5), 7)), ("square weights", case((3, 2), 6))]
+
+
+@CHECKS.task("feedforward.affine_forward")
 def _(ctx):
-    d, h, c = 6, 5, 3
-    x, y = ctx.rng.standard_normal((4, d)), np.array([0, 2, 1, 1])
-    with ctx.part("scores, loss and gradients match torch autograd on your params"):
-        model = ctx.call("TwoLayerNet", d, h, c, "relu", "normal", 0.5, 0.1, 0, keep=True)
-        p = ctx.attr(model, "params")
-
-        want_loss, want_grads = torch_reference(_torch_net_loss(x, y, 0.1), {k: p[k] for k in ("W1", "b1", "W2", "b2")}, 1.0)
-        scores = ctx.method(model, "loss", x)
-        ctx.compare("scores", scores, np.maximum(0, x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"])
-        loss, grads = ctx.method(model, "loss", x, y)
-        ctx.compare("loss", loss, want_loss)
-        for key, want in want_grads.items():
-            ctx.compare_grad(f'grads["{key}"]', grads[key], want)
+    for label, inp in _affine_cases(ctx):
+        forward_part(ctx, "affine_forward", inp, ctx.oracle.affine_forward(**inp)[0], label)
 
 
-@SUITE.check("feedforward.train")
+@CHECKS.task("feedforward.affine_backward")
 def _(ctx):
-    t = FEEDFORWARD.training
-    with ctx.part("a short run on 2,000 MNIST images reaches 0.85 test accuracy"):
-        x_tr, y_tr, x_te, y_te = load_mnist(2000, 1000)
-        model = ctx.call("TwoLayerNet", 784, 64, 10, "relu", "he", 1e-2, t.reg, 0, module="net", keep=True)
-        hist = ctx.call("train", model, x_tr, y_tr, x_tr[:200], y_tr[:200], t.learning_rate, 3, t.batch_size,
-                        t.lr_decay, 0, timeout=t.time_budget_s)
-        ctx.expect(isinstance(hist, dict) and len(hist.get("loss", [])) == 3 * 2000 // t.batch_size,
-                   f'history["loss"] should hold one value per step ({3 * 2000 // t.batch_size})')
-        acc = accuracy(ctx.method(model, "loss", x_te), y_te)
-        ctx.expect(acc >= 0.85, f"test accuracy {acc:.3f} < 0.85 after 3 epochs")
+    label, inp = _affine_cases(ctx)[-1]
+    backward_parts(ctx, "affine_forward", "affine_backward", inp)
 
 
-@SUITE.check("feedforward.TorchTwoLayerNet")
+def _activation_checks(name: str, kinks: tuple[float, ...]):
+    """Forward and backward checks of an elementwise activation."""
+    def inputs(ctx):
+        x = ctx.rng.standard_normal(ctx.pick((3, 4), (4, 6))) * 3
+        return {"x": away_from_kinks(x, ctx.tol.kink_margin, kinks)}
+
+    @CHECKS.task(f"feedforward.{name}_forward")
+    def _(ctx):
+        fwd = getattr(ctx.oracle, f"{name}_forward")
+        inp = inputs(ctx)
+        forward_part(ctx, f"{name}_forward", inp, fwd(**inp)[0], "values")
+        big = {"x": np.array([[-1000.0, -40.0, 0.5, 40.0, 1000.0]])}  # saturation must not give NaN
+        forward_part(ctx, f"{name}_forward", big, fwd(**big)[0], "large |x|")
+
+    @CHECKS.task(f"feedforward.{name}_backward")
+    def _(ctx):
+        backward_parts(ctx, f"{name}_forward", f"{name}_backward", inputs(ctx))
+
+
+for _name in ("relu", "sigmoid", "tanh"):
+    _activation_checks(_name, (0.0,) if _name == "relu" else ())
+
+
+@CHECKS.task("feedforward.softmax_loss")
 def _(ctx):
-    d, h, c = 6, 5, 3
-    x, y = ctx.rng.standard_normal((4, d)), np.array([0, 2, 1, 1])
-    params = {"W1": ctx.rng.standard_normal((d, h)), "b1": ctx.rng.standard_normal(h),
-              "W2": ctx.rng.standard_normal((h, c)), "b2": ctx.rng.standard_normal(c)}
-    with ctx.part("NumPy params loaded; loss and gradients equal torch.nn.functional's (float64)"):
-        model = ctx.call("TorchTwoLayerNet", d, h, c, "relu", 0.1, "float64", keep=True)
+    n, c = ctx.pick((4, 3), (6, 5))
+    x, y = ctx.rng.standard_normal((n, c)), ctx.rng.integers(0, c, n)
+    loss_ref, dx_ref = ctx.oracle.softmax_loss(x, y)
+    with ctx.part("loss"):
+        loss, _ = ctx.call("softmax_loss", x, y, returns=("number", "array"))
+        ctx.compare("loss", loss, loss_ref)
+    with ctx.part("dx"):
+        _, dx = ctx.call("softmax_loss", x, y, returns=("number", "array"))
+        ctx.compare_grad("dx", dx, dx_ref)
+        ctx.gradcheck(lambda x: ctx.oracle.softmax_loss(x, y)[0], {"x": x}, {"x": ctx.array("dx", dx)}, 1.0)
+    with ctx.part("scores of size 1e3 (stability)"):
+        big = x * 1000
+        loss_ref, dx_ref = ctx.oracle.softmax_loss(big, y)
+        loss, dx = ctx.call("softmax_loss", big, y, returns=("number", "array"))
+        ctx.compare("loss", loss, loss_ref, rtol=1e-6)
+        ctx.compare_grad("dx", dx, dx_ref)
+
+
+def _bn_inputs(ctx):
+    n, d = ctx.pick((6, 3), (8, 5))
+    x = ctx.rng.standard_normal((n, d)) * 2 + ctx.rng.standard_normal(d)
+    return x, ctx.rng.standard_normal(d), ctx.rng.standard_normal(d)
+
+
+@CHECKS.task("feedforward.batchnorm_forward")
+def _(ctx):
+    x, gamma, beta = _bn_inputs(ctx)
+    d = x.shape[1]
+    start = {"mode": "train", "momentum": ctx.pick(0.9, 0.8), "eps": 1e-5,
+             "running_mean": ctx.rng.standard_normal(d), "running_var": ctx.rng.uniform(0.5, 2, d)}
+    want_bn = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in start.items()}
+    want_out = ctx.oracle.batchnorm_forward(x, gamma, beta, want_bn)[0]
+    got_bn = None
+    with ctx.part("train-mode output"):
+        (out, _), (got_bn,) = ctx.call("batchnorm_forward", x, gamma, beta, dict(start), keep=(1,), echo=(3,),
+                                       returns=("array", "kept"))
+        ctx.compare("out", out, want_out)
+    with ctx.part("running mean and variance updated"):
+        if got_bn is None:
+            (_, _), (got_bn,) = ctx.call("batchnorm_forward", x, gamma, beta, dict(start), keep=(1,), echo=(3,))
+        # running = momentum * running + (1 - momentum) * batch statistic, with the biased batch variance
+        for key in ("running_mean", "running_var"):
+            if not isinstance(got_bn, dict) or key not in got_bn:
+                ctx.fail(f'bn_param["{key}"] is missing after a train-mode call')
+            ctx.compare(f'bn_param["{key}"]', got_bn[key], want_bn[key])
+    with ctx.part("test mode uses the running statistics"):
+        test_bn = dict(start, mode="test")
+        want = ctx.oracle.batchnorm_forward(x, gamma, beta, dict(test_bn))[0]
+        out, _ = ctx.call("batchnorm_forward", x, gamma, beta, test_bn, keep=(1,), returns=("array", "kept"))
+        ctx.compare("out", out, want)
+
+
+@CHECKS.task("feedforward.batchnorm_backward")
+def _(ctx):
+    x, gamma, beta = _bn_inputs(ctx)
+    inp = {"x": x, "gamma": gamma, "beta": beta, "bn_param": {"mode": "train"}}
+    backward_parts(ctx, "batchnorm_forward", "batchnorm_backward", inp, grad_names=("x", "gamma", "beta"))
+
+
+@CHECKS.task("feedforward.init_weights")
+def _(ctx):
+    fan_in, fan_out = ctx.pick((300, 200), (400, 300))
+    scale = ctx.pick(0.01, 0.05)
+    expected_std = {"zero": 0.0, "normal": scale, "xavier": np.sqrt(2 / (fan_in + fan_out)), "he": np.sqrt(2 / fan_in)}
+    for scheme, std in expected_std.items():
+        with ctx.part(scheme):
+            seed = int(ctx.rng.integers(1 << 31))
+            w = ctx.array("w", ctx.call("init_weights", fan_in, fan_out, scheme, scale, seed), (fan_in, fan_out))
+            if std == 0.0:
+                ctx.expect(not np.any(w), f"{scheme}: expected all zeros, {np.count_nonzero(w)} entries are not")
+                continue
+            got_std = float(w.std())
+            ctx.expect(abs(got_std - std) <= ctx.tol.stat_rtol * std,
+                       f"{scheme}: standard deviation {got_std:.4g}, expected {std:.4g} for fan_in={fan_in}, "
+                       f"fan_out={fan_out}")
+            ctx.expect(abs(float(w.mean())) < 5 * std / np.sqrt(w.size), f"{scheme}: mean {w.mean():.3g} is not ~0")
+            again = ctx.call("init_weights", fan_in, fan_out, scheme, scale, seed)
+            ctx.expect(isinstance(again, np.ndarray) and np.array_equal(again, w),
+                       f"{scheme}: the same seed gave different weights")
+
+
+# -- the two-layer net ------------------------------------------------------------------------------------------
+
+_PARAM_SPEC = {"W1": "array", "b1": "array", "W2": "array", "b2": "array"}
+
+
+def _net_case(ctx, activation: str):
+    """A small net built by the student, its parameters as data, and a batch (ReLU kinks have measure zero)."""
+    d, h, c, n = ctx.pick((6, 5, 3, 4), (9, 7, 4, 5))
+    handle = ctx.call("TwoLayerNet", d, h, c, activation, "normal", 0.5, 0.1, int(ctx.rng.integers(1 << 31)),
+                      keep=True)
+    params = ctx.attr(handle, "params", returns=_PARAM_SPEC)
+    for key, shape in (("W1", (d, h)), ("b1", (h,)), ("W2", (h, c)), ("b2", (c,))):
+        ctx.array(f'params["{key}"]', params[key], shape)
+    x, y = ctx.rng.standard_normal((n, d)), ctx.rng.integers(0, c, n)
+    return handle, params, x, y
+
+
+def net_parts(ctx, make, activations: dict[str, float], reg: float, rtol: float | None = None) -> None:
+    """One part per activation: scores, loss and gradients of the student's model (made by `make(activation)`
+    -> (handle, params, x, y)) equal the oracle's two-layer net on the same params."""
+    for activation, weight in activations.items():
+        with ctx.part(f"scores, loss and gradients ({activation})", weight):
+            handle, params, x, y = make(activation)
+            ctx.compare("scores", ctx.method(handle, "loss", x), ctx.oracle.two_layer_loss(params, activation, reg, x),
+                        rtol=rtol)
+            loss, grads = ctx.method(handle, "loss", x, y, returns=("number", _PARAM_SPEC))
+            want_loss, want_grads = ctx.oracle.two_layer_loss(params, activation, reg, x, y)
+            ctx.compare("loss", loss, want_loss, rtol=rtol)
+            for key in ("W1", "b1", "W2", "b2"):
+                ctx.compare_grad(f'grads["{key}"]', grads[key], want_grads[key], rtol=rtol)
+
+
+@CHECKS.task("feedforward.TwoLayerNet")
+def _(ctx):
+    with ctx.part("params: shapes, zero biases, chosen init"):
+        _, params, _, _ = _net_case(ctx, "relu")
+        ctx.expect(not np.any(params["b1"]) and not np.any(params["b2"]), "biases should start at zero")
+        ctx.expect(0.3 < params["W1"].std() < 0.7, f'"normal" init with weight_scale 0.5 gave W1 std '
+                                                   f'{params["W1"].std():.3g}')
+    net_parts(ctx, lambda a: _net_case(ctx, a), {"relu": 2, "tanh": 1, "sigmoid": 1}, 0.1)
+
+
+def _train_and_score(ctx, module: str, model: str, trainer: str):
+    """Train the student's model on the bar's MNIST subset in the worker; score the test images here (the labels
+    never leave this process)."""
+    def run(bar, data):
+        x_tr, y_tr, x_te, y_te = data
+        s = bar.settings
+        if module == "net":
+            args = (x_tr.shape[1], s["hidden_dim"], 10, "relu", "he", 1e-2, s["reg"], int(ctx.seed))
+        else:
+            args = (x_tr.shape[1], s["hidden_dim"], 10, "relu", s["reg"], s["dtype"])
+        handle = ctx.call(model, *args, module=module, keep=True)
+        ctx.call(trainer, handle, x_tr, y_tr, x_tr[:bar.val_size], y_tr[:bar.val_size], s["learning_rate"],
+                 s["epochs"], s["batch_size"], s["lr_decay"], int(ctx.seed % 1000), module=module,
+                 timeout=bar.time_budget_s)
+        return accuracy(ctx.method(handle, "loss", x_te, module=module), y_te)
+    return run
+
+
+@CHECKS.task("feedforward.train")
+def _(ctx):
+    with ctx.part("history: one loss per step, accuracies per epoch, loss going down"):
+        x, y = ctx.rng.standard_normal((60, 12)), ctx.rng.integers(0, 3, 60)
+        model = ctx.call("TwoLayerNet", 12, 10, 3, "relu", "he", 1e-2, 0.0, 1, module="net", keep=True)
+        hist = ctx.call("train", model, x, y, x[:20], y[:20], 0.5, 4, 16, 1.0, 3,
+                        returns={"loss": "list", "train_acc": "list", "val_acc": "list"})
+        steps = 4 * int(np.ceil(60 / 16))
+        ctx.expect(len(hist["loss"]) == steps, f'history["loss"] has {len(hist["loss"])} entries, expected one '
+                                               f"per step: {steps} (4 epochs of ceil(60 / 16) batches)")
+        ctx.expect(len(hist["val_acc"]) == 4, f'history["val_acc"] has {len(hist["val_acc"])} entries, expected 4')
+        loss = ctx.array('history["loss"]', np.asarray(hist["loss"], dtype=np.float64))
+        ctx.expect(loss.size > 8 and np.all(np.isfinite(loss)) and loss[-4:].mean() < loss[:4].mean(),
+                   "the training loss does not go down on an easy problem")
+    train_to_bar(ctx, "net", _train_and_score(ctx, "net", "TwoLayerNet", "train"), weight=2)
+
+
+@CHECKS.task("feedforward.TorchTwoLayerNet")
+def _(ctx):
+    d, h, c, n = ctx.pick((6, 5, 3, 4), (11, 6, 4, 7))
+    params = {"W1": ctx.rng.standard_normal((d, h)) * 0.5, "b1": ctx.rng.standard_normal(h) * 0.1,
+              "W2": ctx.rng.standard_normal((h, c)) * 0.5, "b2": ctx.rng.standard_normal(c) * 0.1}
+    x, y = ctx.rng.standard_normal((n, d)), ctx.rng.integers(0, c, n)
+
+    def make(activation):
+        model = ctx.call("TorchTwoLayerNet", d, h, c, activation, 0.05, "float64", keep=True)
         ctx.method(model, "load_numpy_params", params)
-
-        want_loss, want_grads = torch_reference(_torch_net_loss(x, y, 0.1), params, 1.0)
-        loss, grads = ctx.method(model, "loss", x, y)
-        ctx.compare("loss", loss, want_loss, rtol=ctx.tol.parity_rtol)
-        for key, want in want_grads.items():
-            ctx.compare_grad(f'grads["{key}"]', grads[key], want, rtol=ctx.tol.parity_rtol)
+        return model, params, x, y
+    net_parts(ctx, make, {"relu": 2, "tanh": 1}, 0.05, rtol=ctx.tol.parity_rtol)
 
 
-@SUITE.check("feedforward.train_torch")
+@CHECKS.task("feedforward.train_torch")
 def _(ctx):
-    t = FEEDFORWARD.training
-    with ctx.part("a short run on 2,000 MNIST images reaches 0.85 test accuracy"):
-        x_tr, y_tr, x_te, y_te = load_mnist(2000, 1000)
-        model = ctx.call("TorchTwoLayerNet", 784, 64, 10, "relu", t.reg, "float32", keep=True)
-        ctx.call("train_torch", model, x_tr, y_tr, x_tr[:200], y_tr[:200], t.learning_rate, 3, t.batch_size,
-                 t.lr_decay, 0, timeout=t.time_budget_s)
-        acc = accuracy(ctx.method(model, "loss", x_te), y_te)
-        ctx.expect(acc >= 0.85, f"test accuracy {acc:.3f} < 0.85 after 3 epochs")
+    train_to_bar(ctx, "torch_net", _train_and_score(ctx, "torch_net", "TorchTwoLayerNet", "train_torch"))
+
+
+SUITE = CHECKS.suite("public", TorchOracle)

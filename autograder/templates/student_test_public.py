@@ -1,4 +1,4 @@
-"""The public checks as pytest tests, one per task: `pytest -m feedforward` or `pytest -m feedforward.relu_forward`.
+"""The public checks as pytest tests, one per task: `pytest -m TOPIC` or `pytest -m TOPIC.FUNCTION`.
 
 Each test runs your topic folder in the sandbox, like `dlcore check`, and fails with the same feedback.
 """

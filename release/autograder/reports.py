@@ -17,7 +17,8 @@ import course_config
 from autograder import results as R
 
 STATUS_MARK = {R.PASSED: "passed", R.PARTIAL: "partial", R.FAILED: "FAILED", R.NOT_ATTEMPTED: "not attempted",
-               R.ERROR: "ERROR", R.MANUAL: "manual (pending)", R.SKIPPED: "skipped"}
+               R.ERROR: "ERROR", R.MANUAL: "manual (pending)", R.SKIPPED: "skipped",
+               R.GRADER_ERROR: "GRADER ERROR"}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -51,15 +52,18 @@ def gradescope(tr: R.TopicResult, visibility: str = "after_published") -> dict:
         "status": "passed" if r.points >= r.max_points else "failed",
         "output": _task_text(r),
         "visibility": visibility,
-        "tags": list(r.tags),
+        "tags": [*r.tags, r.category],
     } for r in tr.results]
     summary = f"{tr.topic}: {tr.points:g}/{tr.max_points:g} points"
+    if tr.grader_errors:
+        summary += (f"\nThe grader failed on {tr.grader_errors} task(s) (not your mistake); the course staff will "
+                    f"fix it and regrade.")
     if tr.notes:
         summary += "\n" + "\n".join(tr.notes)
     return {"score": round(tr.points, 4), "max_score": tr.max_points, "execution_time": tr.seconds,
             "output": summary, "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"dlcore": {"student": tr.student, "topic": tr.topic, "fingerprint": tr.fingerprint,
-                                      "notes": tr.notes, "seconds": tr.seconds,
+                                      "notes": tr.notes, "seconds": tr.seconds, "sandbox": tr.sandbox,
                                       "student_seconds": tr.student_seconds,
                                       "results": [r.to_json() for r in tr.results]}}}
 
@@ -71,7 +75,7 @@ def read_topic_result(path: Path) -> R.TopicResult | None:
         return R.TopicResult(student=data["student"], topic=data["topic"],
                              results=[R.CheckResult.from_json(r) for r in data["results"]], notes=data["notes"],
                              fingerprint=data["fingerprint"], seconds=data["seconds"],
-                             student_seconds=data.get("student_seconds", 0.0))
+                             student_seconds=data.get("student_seconds", 0.0), sandbox=data.get("sandbox", ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -99,12 +103,15 @@ def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -
     parts = [f"<!doctype html><meta charset='utf-8'><title>Feedback: {e(student)}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em .6em;"
              "border-bottom:1px solid #ddd;vertical-align:top}.passed{color:#070}.FAILED,.ERROR{color:#b00}"
-             ".partial{color:#a60}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}</style>",
+             ".partial{color:#a60}.GRADER{color:#80a}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}</style>",
              f"<h1>Feedback for {e(student)}</h1>",
              f"<p><b>{row['percentage']:.1f}%</b>, grade <b>{e(str(row['letter']))}</b> "
              f"(grade point {row['grade_point']}); {row['total_points']:g} of {row['total_max']:g} points"
              + (f"; {row['pending_manual_points']:g} points await manual grading" if row["pending_manual_points"]
                 else "") + ".</p>"]
+    if row.get("grader_errors"):
+        parts.append(f"<p class='ERROR'><b>The grader failed on {row['grader_errors']} task(s).</b> This is not your "
+                     f"mistake: the course staff will fix the grader and regrade; those tasks show GRADER ERROR.</p>")
     for tr in topic_results:
         parts.append(f"<h2>{e(course_config.topic(tr.topic).title)}: {tr.points:g}/{tr.max_points:g}</h2>")
         parts += [f"<p class='ERROR'>{e(n)}</p>" for n in tr.notes]
@@ -121,7 +128,7 @@ def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -
                           for side in ("student", "expected") if f.get(side)) + "</figure>" for f in r.figures)
             if detail and ". Note: " in r.message:  # the dependency note, which the parts do not carry
                 out = f"<p><i>Note: {e(r.message.split('. Note: ', 1)[1])}</i></p>" + out
-            parts.append(f"<tr><td><code>{e(r.task)}</code><br><small>{e(', '.join(r.tags))}</small></td>"
+            parts.append(f"<tr><td><code>{e(r.task)}</code><br><small>{e(', '.join([*r.tags, r.category]))}</small></td>"
                          f"<td>{r.points:g}/{r.max_points:g}</td><td class='{e(mark)}'>{e(mark)}</td>"
                          f"<td>{e(r.message) if not detail else ''}<ul>{detail}</ul>{out}"
                          f"<small>input seed {r.seed}</small></td></tr>")
@@ -139,7 +146,8 @@ def print_topic(tr: R.TopicResult, console=None, verbose: bool = True) -> None:
     table = Table(title=f"{course_config.topic(tr.topic).title}: {tr.points:g}/{tr.max_points:g} points")
     for col in ("task", "points", "status", "seconds"):
         table.add_column(col, justify="right" if col in ("points", "seconds") else "left")
-    style = {R.PASSED: "green", R.PARTIAL: "yellow", R.FAILED: "red", R.ERROR: "red", R.NOT_ATTEMPTED: "dim"}
+    style = {R.PASSED: "green", R.PARTIAL: "yellow", R.FAILED: "red", R.ERROR: "red", R.NOT_ATTEMPTED: "dim",
+             R.GRADER_ERROR: "magenta"}
     for r in tr.results:
         table.add_row(r.task, f"{r.points:g}/{r.max_points:g}", STATUS_MARK.get(r.status, r.status),
                       f"{r.seconds:.2f}", style=style.get(r.status))

@@ -97,21 +97,44 @@ def directional_errors(f: Callable[..., Array], inputs: Mapping[str, Array], gra
     return errors
 
 
-def diagnose(name: str, got, expected, max_entries: int = 3) -> str:
-    """Say where and how `got` differs from `expected`: shape, worst entries, and a likely cause."""
+def _pair(got: float, expected: float) -> str:
+    """'got G, expected E' with just enough digits that the two numbers read differently."""
+    for digits in range(6, 18):
+        g, e = f"{got:.{digits}g}", f"{expected:.{digits}g}"
+        if g != e:
+            break
+    return f"got {g}, expected {e}"
+
+
+def diagnose(name: str, got, expected, max_entries: int = 3, rtol: float = 1e-6, gradient: bool = False) -> str:
+    """Say where and how `got` differs from `expected`: shape, worst entries, and a likely cause.
+
+    An entry counts as wrong by the same measure as the verdict: |got - expected| > rtol * max(1, |expected|) for
+    values; for a gradient (norm-relative verdict) > rtol * (||got|| + ||expected||) / sqrt(size), so a gradient
+    that fails always shows at least one wrong entry.
+    """
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if got.shape != expected.shape:
         hint = " (it looks transposed)" if got.shape == expected.shape[::-1] else ""
         return f"{name} has shape {got.shape}, expected {expected.shape}{hint}"
     if not np.all(np.isfinite(got)):
-        bad = np.argwhere(~np.isfinite(got))
-        return (f"{name} has {len(bad)} non-finite entries (first at index {tuple(int(i) for i in bad[0])}); "
-                "look for overflow, e.g. exp of large values without subtracting the max")
+        nan, inf = np.argwhere(np.isnan(got)), np.argwhere(np.isinf(got))
+        first = tuple(int(i) for i in (nan if len(nan) else inf)[0])
+        text = f"{name} has {len(nan) + len(inf)} non-finite entries (first at index {first})"
+        if len(nan):  # exp overflowed to inf, then inf / inf or inf - inf gave NaN
+            text += f"; {len(nan)} are NaN: exp overflowed, so subtract the row max before exp"
+        if len(inf):  # log(0): a probability that underflowed to exactly 0
+            text += (f"; {len(inf)} are infinite: log of a probability that underflowed to 0 (or a division by 0); "
+                     f"compute log-probabilities as shifted - log(sum(exp(shifted))) (log-sum-exp), not log(p)")
+        return text
     diff = np.abs(got - expected)
     order = np.argsort(diff, axis=None)[::-1][:max_entries]
-    worst = ", ".join(f"{name}{tuple(int(i) for i in np.unravel_index(k, got.shape))}: got {got.flat[k]:.6g}, "
-                      f"expected {expected.flat[k]:.6g}" for k in order)
-    wrong = diff > 1e-6 * max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    worst = ", ".join(f"{name}{tuple(int(i) for i in np.unravel_index(k, got.shape))}: "
+                      f"{_pair(got.flat[k], expected.flat[k])}" for k in order)
+    if gradient:
+        wrong = diff > rtol * (np.linalg.norm(got) + np.linalg.norm(expected)) / np.sqrt(max(got.size, 1))
+    else:
+        wrong = diff > rtol * np.maximum(1.0, np.abs(expected))
     return f"{name}: {int(wrong.sum())} of {got.size} entries wrong; worst {worst}{likely_cause(got, expected)}"
 
 
@@ -123,6 +146,11 @@ def likely_cause(got: Array, expected: Array) -> str:
         return "; it equals the transpose of the expected value"
     if np.allclose(got, -expected, rtol=1e-6, atol=1e-12):
         return "; it has the wrong sign"
+    offset = got - expected
+    c = float(np.median(offset))
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
+    if abs(c) > 1e-12 * max(1.0, scale) and np.allclose(offset, c, rtol=1e-6, atol=1e-9 * max(1.0, scale)):
+        return f"; it is off by a constant offset of {c:+.6g} (an extra or missing additive term, e.g. eps?)"
     mask = np.abs(expected) > 1e-12
     if mask.any():
         ratios = got[mask] / expected[mask]
@@ -133,7 +161,7 @@ def likely_cause(got: Array, expected: Array) -> str:
                 return f"; it is off by a factor of 1/{round(inv)} (a missing or extra division by {round(inv)}?)"
             if abs(r - round(r)) < 1e-6 and round(r) > 1:
                 return f"; it is off by a factor of {round(r)} (a missing division by {round(r)}, e.g. by N?)"
-            return f"; it is off by a constant factor of {r:.4g}"
+            return f"; it is off by a constant factor of {r:.6g}"
     return ""
 
 

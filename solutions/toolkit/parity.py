@@ -5,6 +5,7 @@ lazily, so this module can be imported where torch is absent (it then says so wh
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Mapping
 
 import numpy as np
@@ -13,7 +14,7 @@ from toolkit.gradcheck import diagnose, norm_rel_error
 
 
 def torch_reference(torch_fn: Callable, inputs: Mapping[str, np.ndarray], dout) -> tuple[np.ndarray, dict]:
-    """Run `torch_fn(**tensors)` in float64 and backpropagate `dout`.
+    """Run `torch_fn(**tensors)` in float64 and backpropagate `dout` (None: forward only, no gradients).
 
     Returns:
         out: torch_fn's output as a NumPy array.
@@ -21,11 +22,31 @@ def torch_reference(torch_fn: Callable, inputs: Mapping[str, np.ndarray], dout) 
     """
     import torch
 
-    tensors = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in inputs.items()}
+    tensors = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=dout is not None)
+               for k, v in inputs.items()}
     out = torch_fn(**tensors)
+    if dout is None:
+        return out.detach().numpy().copy(), {}
     out.backward(torch.as_tensor(np.asarray(dout, dtype=np.float64)))
     grads = {k: t.grad.numpy().copy() if t.grad is not None else np.zeros(t.shape) for k, t in tensors.items()}
     return out.detach().numpy().copy(), grads
+
+
+def torch_pair(torch_fn: Callable) -> tuple[Callable, Callable]:
+    """A CS231n-style layer computed by `torch_fn` in float64: `forward(*inputs) -> (out, cache)` and
+    `backward(dout, cache) -> gradients in input order` (one array for one input). The public checks use such
+    pairs as their oracle, so the same check runs against PyTorch or against a reference layer."""
+    names = list(inspect.signature(torch_fn).parameters)
+
+    def forward(*args, **kwargs):
+        inputs = dict(zip(names, args), **kwargs)
+        return torch_reference(torch_fn, inputs, None)[0], inputs
+
+    def backward(dout, cache):
+        grads = tuple(torch_reference(torch_fn, cache, dout)[1].values())
+        return grads[0] if len(grads) == 1 else grads
+
+    return forward, backward
 
 
 def compare_with_torch(forward: Callable, backward: Callable | None, torch_fn: Callable,
