@@ -104,7 +104,7 @@ class TrainingBar:
     metric: str                     # "accuracy", "bits_per_char", "neg_elbo_nats", "fid", "class_coverage", ...
     higher_is_better: bool          # direction of the metric
     bar: float                      # the value the student's model must reach (>= if higher is better, else <=)
-    dataset: str                    # a key of DATASETS
+    dataset: str                    # a key of DATASETS, or "" for synthetic data the check generates
     train_size: int                 # training examples used
     test_size: int                  # held-out examples the metric is computed on (labels stay in the grader)
     val_size: int = 0               # examples given to the training code as validation data
@@ -312,7 +312,8 @@ def _validate() -> None:
             assert d in DATASETS, f"{tp.slug}: unknown dataset {d!r}; known: {sorted(DATASETS)}"
         for b in tp.bars:
             for run in (b, b.public) if b.public else (b,):
-                assert run.dataset in tp.datasets, f"{tp.slug}: bar {b.model!r} reads {run.dataset!r}, not in datasets"
+                assert not run.dataset or run.dataset in tp.datasets, \
+                    f"{tp.slug}: bar {b.model!r} reads {run.dataset!r}, not in datasets"
                 assert run.task == b.task and run.model == b.model, f"{tp.slug}: public run of {b.model!r} differs"
                 assert run.task in names and tp.task(run.task).kind == "auto", f"{tp.slug}: bar task {run.task!r}"
         assert len({b.model for b in tp.bars}) == len(tp.bars), f"{tp.slug}: two bars for one model"

@@ -59,3 +59,20 @@ def grade(folder: Path, tasks=None, visibility="hidden", limits=None, student="t
                                        import_s=FF.torch_limits.import_s) if limits else None
     return grade_topic(topic, folder, visibility, student=student, tasks=tasks, limits=limits,
                        torch_limits=torch_limits)
+
+
+def affected_modules(topic, changed: str) -> set[str]:
+    """Modules of the topic that are `changed` or import it, directly or transitively (read from the reference)."""
+    import ast
+
+    imports = {}
+    for m in topic.modules:
+        tree = ast.parse((SOLUTIONS / topic.slug / f"{m}.py").read_text())
+        imports[m] = {n.module.split(".")[1] for n in ast.walk(tree)
+                      if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith(topic.slug + ".")}
+    affected, grew = {changed}, True
+    while grew:
+        new = {m for m, deps in imports.items() if deps & affected} - affected
+        affected |= new
+        grew = bool(new)
+    return affected

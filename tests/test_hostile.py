@@ -6,9 +6,10 @@ import threading
 
 import pytest
 
+import course_config
 from autograder import results as R
 from autograder.sandbox import sandbox_mode
-from conftest import REPO, by_task, edit, grade, prepend
+from conftest import REPO, SOLUTIONS, affected_modules, by_task, edit, grade, prepend
 from course_config import Limits
 
 FAST = Limits(call_s=3.0, import_s=3.0, wall_s=60.0, memory_mb=1024)
@@ -218,3 +219,24 @@ def test_printing_from_a_function_during_a_check_is_shortened(reference_copy):
     assert "relu called" in output and "relu done" in output and "bytes of output left out" in output
     assert len(output) < 200_000
     assert "relu called" not in res["feedforward.affine_forward"].output
+
+
+@pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)
+def test_exit_at_import_costs_only_that_module_in_every_topic(tmp_path, topic):
+    """For every configured topic: a module that ends the process at import loses its own tasks (and those of the
+    modules that import it), with the reason; every other task of the topic keeps full marks."""
+    from autograder.mutants import copy_reference
+
+    folder = copy_reference(topic.slug, SOLUTIONS, tmp_path)
+    victim = topic.modules[-1]
+    path = folder / f"{victim}.py"
+    path.write_text(path.read_text() + "\nimport os\nos._exit(0)  # ends the process at import\n")
+    hit = affected_modules(topic, victim)
+    tasks = [t for t in topic.tasks if t.kind == "auto"]
+    res = by_task(grade(folder, tasks=[t.name for t in tasks], visibility="public", topic=topic))
+    for t in tasks:
+        r = res[t.name]
+        if t.module in hit:
+            assert r.points == 0 and "exit status 0" in r.message, (t.name, r.message)
+        else:
+            assert r.points == r.max_points, (t.name, r.message)

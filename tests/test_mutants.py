@@ -6,7 +6,6 @@ they get full marks.
 """
 from __future__ import annotations
 
-import ast
 import importlib
 
 import pytest
@@ -14,25 +13,10 @@ import pytest
 import course_config
 from autograder import results as R
 from autograder.mutants import apply
-from conftest import FF, SOLUTIONS, grade
+from conftest import FF, SOLUTIONS, affected_modules, grade
 
 MUTANTS = [(topic, m) for topic in course_config.TOPICS
            for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS]
-
-
-def affected_modules(topic, changed: str) -> set[str]:
-    """Modules of the topic that are `changed` or import it, directly or transitively."""
-    imports = {}
-    for m in topic.modules:
-        tree = ast.parse((SOLUTIONS / topic.slug / f"{m}.py").read_text())
-        imports[m] = {n.module.split(".")[1] for n in ast.walk(tree)
-                      if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith(topic.slug + ".")}
-    affected, grew = {changed}, True
-    while grew:
-        new = {m for m, deps in imports.items() if deps & affected} - affected
-        affected |= new
-        grew = bool(new)
-    return affected
 
 
 @pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)

@@ -434,7 +434,8 @@ def train_to_bar(ctx: Context, model: str, run: Callable[[TrainingBar, dict], An
     """A part: train the student's model as `run(bar, data)` (in the worker) and compare the returned metric value
     with the bar of `model` (public or hidden run). `data` is the bar's dataset subset, loaded here once."""
     bar = ctx.bar(model)
-    with ctx.part(label or f"{bar.describe()} on {bar.dataset} ({bar.train_size:,} training examples)", weight):
+    with ctx.part(label or f"{bar.describe()} on {bar.dataset or 'generated data'} ({bar.train_size:,} training "
+                           f"examples)", weight):
         value = run(bar, load_bar_data(bar))
         value = float(value)
         ctx.metric(f"{model}.{bar.metric}", value)
@@ -450,10 +451,12 @@ def _images(name: str, train: int, test: int, flatten: bool, channels_first: boo
 
 
 def load_bar_data(bar: TrainingBar, flatten: bool = True, channels_first: bool = False):
-    """The bar's dataset subset: (X_train, y_train, X_test, y_test) for image sets (cached per process), or the
-    text corpus (file name -> text) for text sets."""
+    """The bar's dataset subset: (X_train, y_train, X_test, y_test) for image sets (cached per process), the text
+    corpus (file name -> text) for text sets, or None for synthetic data (dataset "": the check makes it)."""
     import course_config
 
+    if not bar.dataset:
+        return None
     if course_config.DATASETS[bar.dataset].kind == "text":
         from toolkit.data import load_text
 
