@@ -335,6 +335,13 @@ BANNED_IN_NUMPY_WORKER: tuple[str, ...] = ("torch", "torchvision", "jax", "jaxli
 # Directory name of the bundled sample cohort for `dlcore demo`, and the seed that makes grading reproducible.
 GRADING_SEED: int = 20261125
 
+# How a task that calls other graded functions (depends_on) is charged when one of those lost points:
+# "end_to_end": with the student's own functions (a wrong layer also costs the net that uses it);
+# "isolated": with the functions it depends on replaced by the reference (called back in the trusted process),
+# so a correct composition over a wrong layer gets full credit for the composition. Both are always computed and
+# shown in the feedback; this chooses which one the gradebook counts.
+DEPENDENT_SCORING: str = "end_to_end"
+
 
 def topic(slug: str) -> Topic:
     """The topic called `slug`, or a KeyError that lists the known ones."""
@@ -374,6 +381,7 @@ def _validate() -> None:
         for r in tp.requires:
             assert r in [x.slug for x in TOPICS[:TOPICS.index(tp)]], f"{tp.slug}: requires a later topic {r!r}"
     assert abs(sum(CATEGORY_WEIGHTS.values()) - 1.0) < 1e-12, "category weights must sum to 1"
+    assert DEPENDENT_SCORING in ("end_to_end", "isolated"), DEPENDENT_SCORING
 
 
 _validate()
