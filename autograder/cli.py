@@ -1,4 +1,5 @@
-"""The `dlcore` command: check (students), release (instructors), grade (graders), demo (everyone)."""
+"""The `dlcore` command: check (students); release and course (instructors: the release and an nbgrader term);
+grade, similarity, report and export (graders); demo (everyone)."""
 from __future__ import annotations
 
 import argparse
@@ -107,6 +108,65 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    import autograder.similarity as similarity
+
+    tuning = {k: v for k in ("threshold", "min_shared", "max_share") if (v := getattr(args, k)) is not None}
+    similarity.run(Path(args.dir).resolve(), args.topic, out=Path(args.out).resolve() if args.out else None,
+                   submissions=Path(args.submissions).resolve() if args.submissions else None, top=args.top,
+                   **tuning)  # unset options keep the engine's defaults (similarity.THRESHOLD, ...)
+    return 0
+
+
+def cmd_report(args) -> int:
+    import autograder.course_report as course_report
+
+    course_report.run(Path(args.graded).resolve(), manual=Path(args.manual) if args.manual else None)
+    return 0
+
+
+def cmd_export(args) -> int:
+    import autograder.export as export
+    from toolkit.data import DataMissing
+
+    try:
+        path = export.build(args.kind, args.topic, Path(args.out).resolve())
+    except DataMissing as exc:  # the bundle carries the topic's datasets: they must be here first
+        print(f"dlcore export: {exc}", file=sys.stderr)
+        return 2
+    how = ("upload it as the assignment's autograder" if args.kind == "gradescope" else
+           f"grade with `otter run -a {path.name} SUBMISSION.zip`, or upload it to Gradescope")
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): {how}")
+    return 0
+
+
+def cmd_course(args) -> int:
+    import autograder.nbgrader_course as course
+
+    if args.step == "init":
+        for path in course.init(Path(args.course_dir).resolve(), Path(args.exchange) if args.exchange else None,
+                                args.course_id, args.topics or None, force=args.force):
+            print(f"wrote {path}")
+        return 0
+    root = Path(args.course).resolve()
+    if args.step == "release":
+        print(f"released {course.release(root, args.topic)}")
+    elif args.step == "collect":
+        print(f"collected {args.topic} from: {', '.join(course.collect(root, args.topic)) or 'nobody'}")
+    elif args.step == "autograde":
+        return course.autograde(root, args.topic, jobs=args.jobs, force=args.force,
+                                allow_unisolated=args.allow_unisolated_sandbox)
+    elif args.step == "gradebook":
+        course.gradebook(root)
+        print(f"gradebook: {root / course.GRADED / 'gradebook.csv'}")
+    elif args.step == "feedback":
+        for path in course.feedback(root, args.topic):
+            print(f"feedback: {path}")
+    elif args.step == "export":
+        print(f"exported {course.export(root, Path(args.to))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread per process: reproducible, no contention
     p = argparse.ArgumentParser(prog="dlcore", description="Deep Learning Core: exercises, checks and grading.")
@@ -140,6 +200,59 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="demo-out")
     d.add_argument("--jobs", type=int, default=2)
     d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("similarity", help="graders: rank pairs of submissions whose code is suspiciously alike")
+    s.add_argument("dir", help="submissions (a course root or submitted/), or a graded folder beside submitted/")
+    s.add_argument("topic")  # options left unset take the defaults in autograder/similarity.py
+    s.add_argument("--submissions", help="the submissions, when DIR is a graded folder without submitted/ beside it")
+    s.add_argument("--out", help="where similarity-TOPIC.html and .csv go (default: the graded folder, else .)")
+    s.add_argument("--threshold", type=float,
+                   help="flag pairs sharing at least this share of the smaller submission's fingerprints")
+    s.add_argument("--min-shared", type=int, help="...and at least this many fingerprints")
+    s.add_argument("--max-share", type=int,
+                   help="ignore fingerprints found in more submissions than this, as common code (0 keeps all)")
+    s.add_argument("--top", type=int, default=10, help="pairs shown in the console table")
+    s.set_defaults(func=cmd_similarity)
+
+    x = sub.add_parser("export", help="graders: build a Gradescope or otter-grader autograder zip for a topic")
+    x.add_argument("kind", choices=("gradescope", "otter"))
+    x.add_argument("topic", choices=[t.slug for t in course_config.TOPICS])
+    x.add_argument("--out", default=".", help="folder for TOPIC-KIND.zip (default: the current folder)")
+    x.set_defaults(func=cmd_export)
+
+    rp = sub.add_parser("report", help="graders: course report (HTML), Moodle grade-import CSV and transcripts")
+    rp.add_argument("graded", help="the graded folder of `dlcore grade` (GRADED/<student>/<topic>/results.json)")
+    rp.add_argument("--manual", help="the CSV of instructor scores given to `dlcore grade` (student,task,points)")
+    rp.set_defaults(func=cmd_report)
+
+    co = sub.add_parser("course", help="instructors: a term on nbgrader (release, collect, autograde, feedback, "
+                                       "export) with the hidden suite's scores in nbgrader's gradebook")
+    steps = co.add_subparsers(dest="step", required=True)
+    ci = steps.add_parser("init", help="write COURSE_DIR/nbgrader_config.py and source/<topic>/ (stamped notebooks)")
+    ci.add_argument("course_dir")
+    ci.add_argument("--exchange", help="nbgrader's exchange folder (Exchange.root), shared with the students")
+    ci.add_argument("--course-id", default="dlcore")
+    ci.add_argument("--topics", nargs="*", help="only these topics' notebooks (default: all)")
+    ci.add_argument("--force", action="store_true", help="replace an nbgrader_config.py that differs")
+    for step, text in (("release", "nbgrader generate_assignment + release_assignment to the exchange"),
+                       ("collect", "nbgrader collect: the latest submission of every student"),
+                       ("autograde", "nbgrader autograde, then the hidden suite; its scores go into nbgrader's "
+                                     "database and dlcore's gradebook"),
+                       ("feedback", "nbgrader generate_feedback + release_feedback"),
+                       ("gradebook", "dlcore's gradebook with the manual grades from nbgrader's database"),
+                       ("export", "nbgrader export: a CSV of nbgrader's totals")):
+        st = steps.add_parser(step, help=text)
+        st.add_argument("--course", default=".", help="the course folder (default: the current folder)")
+        if step in ("release", "collect", "autograde", "feedback"):
+            st.add_argument("topic", choices=[t.slug for t in course_config.TOPICS])
+        if step == "autograde":
+            st.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel by the hidden suite")
+            st.add_argument("--force", action="store_true", help="regrade even what is already graded")
+            st.add_argument("--allow-unisolated-sandbox", action="store_true",
+                            help="as for `dlcore grade`: grade even where bubblewrap does not work")
+        if step == "export":
+            st.add_argument("--to", default="grades.csv", help="the CSV file to write")
+    co.set_defaults(func=cmd_course)
 
     args = p.parse_args(argv)
     try:

@@ -53,7 +53,9 @@ def build_cohort(root: Path, topic: course_config.Topic) -> Path:
             shutil.copytree(SOLUTIONS / topic.slug, folder, ignore=shutil.ignore_patterns("__pycache__"))
             if kind == "hostile":
                 victim = folder / f"{topic.torch_modules[0] if topic.torch_modules else topic.modules[-1]}.py"
-                victim.write_text(HOSTILE_LINE + victim.read_text())
+                text = victim.read_text()  # after `from __future__ ...`, which must stay the first statement
+                head, sep, rest = text.partition("from __future__ import annotations\n")
+                victim.write_text(head + sep + HOSTILE_LINE + rest if sep else HOSTILE_LINE + text)
         else:
             folder = mutants.apply(by_name[kind], topic.slug, SOLUTIONS, dest)
         notebook = source_nb if kind == "reference" else released_nb

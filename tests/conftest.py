@@ -76,3 +76,16 @@ def affected_modules(topic, changed: str) -> set[str]:
         affected |= new
         grew = bool(new)
     return affected
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`dlcore demo` run once per test process: (output folder, completed process). The tests that use it are in
+    one xdist group ("demo"), so CI grades the sample cohort once."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(["dlcore", "demo", "--out", str(out)], capture_output=True, text=True,
+                          env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 import course_config
 from autograder.mutants import write_stubs
 from conftest import REPO, SOLUTIONS
@@ -67,10 +69,9 @@ def test_student_edition_checks_from_release_alone(tmp_path):
     assert proc.returncode == 2 and "not part of this edition" in proc.stderr
 
 
-def test_demo_end_to_end(tmp_path):
-    proc = subprocess.run(["dlcore", "demo", "--out", str(tmp_path)], capture_output=True, text=True,
-                          env=dict(os.environ, COLUMNS="200"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+@pytest.mark.xdist_group("demo")
+def test_demo_end_to_end(demo_run):
+    tmp_path, proc = demo_run
     with open(tmp_path / "graded" / "gradebook.csv") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
     assert rows["adaeze"]["letter"] == "A" and float(rows["adaeze"]["percentage"]) == 100.0
