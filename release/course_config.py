@@ -267,10 +267,252 @@ BACKPROP = Topic(
     ),
 )
 
+
+def _cnn(fn: str, points: float, module: str = "layers", **kw) -> Task:
+    return _task("cnn", fn, points, module, **kw)
+
+
+# The tiny CNN (filters (8, 16), 3x3) trained on the first 6,000 CIFAR-10 training images for 3 epochs, scored on
+# the first 2,000 test images (chance is 0.10); about 22 s CPU (NumPy) and 7-10 s (torch) per run. At the grading
+# seeds of calibration seeds 0-4 the reference reaches NumPy 0.4345-0.5025 and torch 0.388-0.4765; over 15 torch
+# and 11 NumPy seeds the lowest were 0.388 (torch; the next is 0.4525) and 0.408 (NumPy; the next 0.423), so 0.42
+# would fail correct students. A training loop with steps 50 times too small reaches 0.24. The wall-clock budget
+# leaves room for a loaded machine (runs took up to 160 s there). The public run is a smoke test: 2,000 images,
+# 2 epochs (about 5 s NumPy; the reference reaches 0.29-0.38 on 500 test images at 4 seeds), bar 0.2.
+_CIFAR_CNN = TrainingBar(
+    model="net", task="cnn.train", metric="accuracy", higher_is_better=True, bar=0.35, dataset="cifar10",
+    train_size=6_000, test_size=2_000, val_size=1_000, margin=0.03, time_budget_s=240.0,
+    settings=dict(num_filters=(8, 16), filter_size=3, epochs=3, batch_size=50, learning_rate=0.2, lr_decay=0.7,
+                  reg=0.0),
+    public=TrainingBar(model="net", task="cnn.train", metric="accuracy", higher_is_better=True, bar=0.2,
+                       dataset="cifar10", train_size=2_000, test_size=500, val_size=200, time_budget_s=120.0,
+                       settings=dict(num_filters=(8, 16), filter_size=3, epochs=2, batch_size=50, learning_rate=0.2,
+                                     lr_decay=0.7, reg=0.0)))
+
+# What the tiny CNN calls: the fast conv and pool layers, and the student's own topic-1 layers and initialisation.
+_TINY_CNN_CALLS = ("conv_output_shape", "conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast",
+                   "max_pool_backward_fast", "feedforward.affine_forward", "feedforward.affine_backward",
+                   "feedforward.relu_forward", "feedforward.relu_backward", "feedforward.softmax_loss",
+                   "feedforward.init_weights")
+
+CNN = Topic(
+    slug="cnn",
+    title="Convolutional networks: conv and pool layers in NumPy, a tiny CNN on CIFAR-10, and PyTorch",
+    modules=("layers", "net", "torch_net"),
+    notebook="cnn.ipynb",
+    torch_modules=("torch_net",),
+    requires=("feedforward",),
+    datasets=("cifar10",),
+    # the NumPy worker trains for about 21 s CPU (more on a loaded machine); RLIMIT_CPU covers all its calls
+    limits=Limits(cpu_s=300),
+    torch_limits=Limits(memory_mb=8192, wall_s=300.0, call_s=120.0, import_s=60.0, cpu_s=600),
+    min_mutants=20,
+    demo_mutants=("conv_naive_crop_minus_pad", "maxpool_naive_overlap_overwritten", "residual_skip_missing_backward"),
+    tasks=(
+        _cnn("conv_output_shape", 1, description="output size, floored like torch; ValueError for impossible sizes"),
+        _cnn("receptive_field", 1, description="receptive field of a conv/pool stack (strides multiply)"),
+        _cnn("conv_forward_naive", 2, depends_on=("conv_output_shape",),
+             description="convolution with a loop over output pixels: pad 0, stride 2, non-square, N = C = 1"),
+        _cnn("conv_backward_naive", 3, depends_on=("conv_forward_naive",),
+             description="dx, dw, db of the naive convolution (the padding cropped off dx)"),
+        _cnn("conv_forward_fast", 2, depends_on=("conv_output_shape",),
+             description="im2col convolution: the naive result on a realistic size, and fast"),
+        _cnn("conv_backward_fast", 3, depends_on=("conv_forward_fast",),
+             description="col2im gradients: the naive ones on a realistic size, and fast"),
+        _cnn("max_pool_forward_naive", 1, depends_on=("conv_output_shape",),
+             description="max pooling: overlapping and non-square windows"),
+        _cnn("max_pool_backward_naive", 2, depends_on=("max_pool_forward_naive",),
+             description="gradient to each window's maximum, overlapping windows add; ties"),
+        _cnn("max_pool_forward_fast", 1, depends_on=("conv_output_shape",),
+             description="max pooling over strided slices: the naive result, and fast"),
+        _cnn("max_pool_backward_fast", 2, depends_on=("max_pool_forward_fast",),
+             description="its gradient: the naive one, ties, and fast"),
+        _cnn("avg_pool_forward", 1, depends_on=("conv_output_shape",), description="average pooling"),
+        _cnn("avg_pool_backward", 1, depends_on=("avg_pool_forward",), description="average pooling backward"),
+        _cnn("residual_block_forward", 1, depends_on=("conv_forward_fast", "feedforward.relu_forward"),
+             description="relu(conv2(relu(conv1(x))) + x)"),
+        _cnn("residual_block_backward", 2, depends_on=("residual_block_forward", "conv_backward_fast",
+                                                       "feedforward.relu_backward"),
+             description="its five gradients, the identity path included"),
+        _cnn("TinyCNN", 4, module="net", depends_on=_TINY_CNN_CALLS,
+             description="conv-relu-pool twice, affine: params, scores, loss and gradients"),
+        _cnn("train", 3, module="net", depends_on=_TINY_CNN_CALLS + ("TinyCNN", "feedforward.train"),
+             description="the topic-1 SGD loop trains the tiny CNN to the accuracy bar on a CIFAR-10 subset"),
+        _cnn("plot_filters", 2, module="net", category="visualization",
+             description="one image per first-layer filter, each scaled to 0..1 on its own"),
+        _cnn("plot_feature_maps", 2, module="net", category="visualization",
+             description="one image per channel of an example's activations, unchanged"),
+        _cnn("TorchTinyCNN", 3, module="torch_net", category="comparative",
+             description="the same CNN in PyTorch: transplanted weights give the same loss and gradients"),
+        _cnn("train_torch", 2, module="torch_net", category="comparative",
+             depends_on=("TorchTinyCNN", "feedforward.train_torch"), description="the PyTorch CNN reaches the bar"),
+        _cnn("architectures", 2, module="cnn", category="comparative", kind="manual",
+             description="receptive fields, and LeNet vs VGG vs ResNet (instructor graded)"),
+        _cnn("written_comparison", 3, module="cnn", category="comparative", kind="manual",
+             description="written NumPy-vs-PyTorch comparison: speed and memory of conv layers (instructor graded)"),
+    ),
+    bars=(_CIFAR_CNN, _rerun(_CIFAR_CNN, "torch_net", "cnn.train_torch", dtype="float32")),
+)
+
+def _at(fn: str, points: float, module: str = "attention", **kw) -> Task:
+    return _task("attention", fn, points, module, **kw)
+
+
+# The toy model learns to reverse sequences of 16 tokens (vocabulary 20) that the check draws: 3,000 for training,
+# 1,000 held out. The reference predicts every held-out sequence exactly (1.000) at the 5 calibration seeds, in
+# 180 Adam steps (about 1.5 s CPU); from about 40 steps on it is already at 0.999. The public run is 2 epochs.
+_REVERSE = TrainingBar(
+    model="toy", task="attention.train", metric="sequence_accuracy", higher_is_better=True, bar=0.95, dataset="",
+    train_size=3_000, test_size=1_000, margin=0.04, time_budget_s=60.0,
+    settings=dict(task="reverse", T=16, vocab=20, dim=32, epochs=3, batch_size=50, learning_rate=0.01),
+    public=TrainingBar(model="toy", task="attention.train", metric="sequence_accuracy", higher_is_better=True,
+                       bar=0.9, dataset="", train_size=2_000, test_size=500, time_budget_s=60.0,
+                       settings=dict(task="reverse", T=16, vocab=20, dim=32, epochs=2, batch_size=50,
+                                     learning_rate=0.01)))
+
+_ATTN = ("attention_forward", "attention_backward")
+
+ATTENTION = Topic(
+    slug="attention",
+    title="Attention: scaled dot-product and multi-head attention, a toy sequence task",
+    modules=("attention", "toy"),
+    notebook="attention.ipynb",
+    torch_modules=("toy",),
+    min_mutants=20,
+    demo_mutants=("attn_softmax_wrong_axis", "mha_wo_missing_in_backward", "toy_plot_transposed"),
+    tasks=(
+        _at("attention_forward", 3, description="softmax(q k^T / sqrt(D)) v with boolean masks, stable; a fully "
+                                                "masked row gives zeros"),
+        _at("attention_backward", 4, depends_on=("attention_forward",),
+            description="dq, dk, dv with and without masks, T_q != T_k, D = 1"),
+        _at("multihead_forward", 3, depends_on=("attention_forward",),
+            description="project, split into heads, attend, merge the heads in order, project"),
+        _at("multihead_backward", 4, depends_on=("multihead_forward",) + _ATTN,
+            description="the ten gradients of multi-head attention (dbk is exactly 0)"),
+        _at("mha_weights_from_torch", 3, category="comparative", depends_on=_ATTN + ("multihead_forward",
+                                                                                     "multihead_backward"),
+            description="nn.MultiheadAttention's weights transplanted: the same outputs, per-head weights and "
+                        "gradients as torch; attention equals F.scaled_dot_product_attention"),
+        _at("NumpyAttention", 2, module="toy", category="comparative", depends_on=_ATTN,
+            description="your NumPy attention as a torch.autograd.Function: torch gets your gradients"),
+        _at("TinyAttentionModel", 2, module="toy", depends_on=_ATTN + ("NumpyAttention",),
+            description="the toy model's logits and attention weights on its own parameters"),
+        _at("train", 3, module="toy", depends_on=_ATTN + ("NumpyAttention", "TinyAttentionModel"),
+            description="make_task, sequence_accuracy, and the trained model reverses sequences (accuracy bar)"),
+        _at("plot_attention", 3, module="toy", category="visualization",
+            description="heatmap equal to the weights, tokens as tick labels, a colorbar"),
+        _at("written_explanation", 3, category="comparative", kind="manual",
+            description="attention explained in the style of Distill / Alammar, from your results (instructor "
+                        "graded)"),
+    ),
+    bars=(_REVERSE,),
+)
+
+
+def _rnn(fn: str, points: float, module: str = "rnn_layers", **kw) -> Task:
+    return _task("rnn", fn, points, module, **kw)
+
+
+# The character-level LSTM language model of Yoruba text. The corpus is the files of yoruba/ joined by newlines
+# (in file-name order); char_lm.split_lines(text, 0.1, seed=0) puts 10 % of its lines in validation, and the
+# vocabulary is the corpus's 134 NFC code points. For this text bar, train_size is the number of training
+# characters trained on (the first ones of the training split; here all 232,460) and test_size the number of
+# validation characters scored (here all 23,896). The grader computes the bits per character itself, from the
+# scores the trained model returns for the validation text (16 rows, each read from the zero state, the state
+# carried across chunks of 100 characters), so the student's code never scores itself.
+# Calibration by the reference through the grader (one thread, grading seeds 0-4): NumPy 2.563-2.580, PyTorch
+# 2.536-2.608 bits per character (uniform guess: log2(134) = 7.07; after one epoch about 2.74), about 12 s CPU per
+# run; the bar is the worst of the ten runs plus 0.09 (1.3 times their spread). The wall-clock budget leaves room
+# for a loaded machine (runs took up to 80 s there). The public run is a smoke test: 40,000 characters, one epoch,
+# H = 64 (about 1 s CPU in NumPy; the reference reaches 3.37-3.44 on 5,000 validation characters).
+_YORUBA_LM = TrainingBar(
+    model="char_lstm", task="rnn.train", metric="bits_per_char", higher_is_better=False, bar=2.70, dataset="yoruba",
+    train_size=232_460, test_size=23_896, margin=0.07, time_budget_s=150.0,
+    settings=dict(wordvec_dim=32, hidden_dim=128, seq_len=50, batch_size=32, epochs=2, learning_rate=3e-2,
+                  lr_decay=0.3, clip=5.0, dtype="float32"),
+    public=TrainingBar(model="char_lstm", task="rnn.train", metric="bits_per_char", higher_is_better=False, bar=3.6,
+                       dataset="yoruba", train_size=40_000, test_size=5_000, time_budget_s=120.0,
+                       settings=dict(wordvec_dim=32, hidden_dim=64, seq_len=50, batch_size=32, epochs=1,
+                                     learning_rate=3e-2, lr_decay=0.3, clip=5.0, dtype="float32")))
+
+# What the language model calls: the embedding, the LSTM over a sequence (which may loop over the step functions),
+# the temporal affine layer and the temporal softmax loss.
+_LM_LAYERS = ("word_embedding_forward", "word_embedding_backward", "lstm_step_forward", "lstm_step_backward",
+              "lstm_forward", "lstm_backward", "temporal_affine_forward", "temporal_affine_backward",
+              "temporal_softmax_loss")
+
+RNN = Topic(
+    slug="rnn",
+    title="Recurrent networks: RNN, LSTM and GRU in NumPy, a Yoruba character language model, and PyTorch",
+    modules=("rnn_layers", "char_lm", "torch_rnn"),
+    notebook="rnn.ipynb",
+    torch_modules=("torch_rnn",),
+    datasets=("yoruba",),
+    # one NumPy and one torch training run of about 12 s CPU each dominate (the wall-clock limits leave room for a
+    # loaded machine); the NumPy worker needs well under its 1.5 GiB of address space
+    limits=Limits(wall_s=300.0, memory_mb=1536),
+    torch_limits=Limits(memory_mb=8192, wall_s=300.0, call_s=60.0, import_s=60.0, cpu_s=300),
+    min_mutants=40,
+    demo_mutants=("lstm_backward_forget_carry_missing", "temporal_softmax_mask_ignored", "tbptt_state_not_carried"),
+    tasks=(
+        _rnn("rnn_step_forward", 1, description="next_h = tanh(x Wx + prev_h Wh + b), as torch.nn.RNN"),
+        _rnn("rnn_step_backward", 1, depends_on=("rnn_step_forward",), description="the five gradients of one step"),
+        _rnn("rnn_forward", 1, depends_on=("rnn_step_forward",),
+             description="the hidden state carried over T steps from h0 (T = 1 and N = 1 too)"),
+        _rnn("rnn_backward", 2, depends_on=("rnn_forward", "rnn_step_backward"),
+             description="backpropagation through time: dh accumulated across steps, dh0"),
+        _rnn("lstm_step_forward", 1, description="gates i, f, o, g; next_c = f c + i g, next_h = o tanh(next_c)"),
+        _rnn("lstm_step_backward", 1, depends_on=("lstm_step_forward",),
+             description="the six gradients of one step, dprev_c through the forget gate"),
+        _rnn("lstm_forward", 2, depends_on=("lstm_step_forward",),
+             description="h over T steps from (h0, c0); the cache's final cell state equals torch's c_n"),
+        _rnn("lstm_backward", 3, depends_on=("lstm_forward", "lstm_step_backward"),
+             description="BPTT through h and c, dh0; equal to nn.LSTM with the gates reordered"),
+        _rnn("gru_step_forward", 1, description="torch.nn.GRU's step: the reset gate scales W_hn h + b_hn"),
+        _rnn("gru_step_backward", 1, depends_on=("gru_step_forward",), description="the six gradients of one step"),
+        _rnn("gru_forward", 1, depends_on=("gru_step_forward",), description="the GRU over T steps, as nn.GRU"),
+        _rnn("gru_backward", 2, depends_on=("gru_forward", "gru_step_backward"),
+             description="BPTT through the GRU, dh0; equal to nn.GRU's gradients"),
+        _rnn("word_embedding_forward", 1, description="out[n, t] = W[x[n, t]]"),
+        _rnn("word_embedding_backward", 1, depends_on=("word_embedding_forward",),
+             description="dW with repeated indices adding up"),
+        _rnn("temporal_affine_forward", 1, description="the same affine layer at every time step"),
+        _rnn("temporal_affine_backward", 1, depends_on=("temporal_affine_forward",),
+             description="dx, dw, db summed over batch and time"),
+        _rnn("temporal_softmax_loss", 2, description="masked cross-entropy summed over time, averaged over N; "
+                                                    "stable for scores of size 1e3"),
+        _rnn("build_vocab", 1, module="char_lm", description="sorted NFC code points and their ids"),
+        _rnn("encode", 1, module="char_lm", description="ids of the NFC text, whatever its normalisation"),
+        _rnn("decode", 1, module="char_lm", description="NFC text of ids: a letter and a combining mark compose"),
+        _rnn("split_lines", 1, module="char_lm", description="seeded, reproducible train/validation split by lines"),
+        _rnn("CharLSTM", 3, module="char_lm", depends_on=_LM_LAYERS,
+             description="the language model's scores, final (h, c), loss and gradients from a given state"),
+        _rnn("train", 3, module="char_lm", depends_on=("CharLSTM",),
+             description="truncated BPTT with the state carried and teacher forcing; reaches the bits-per-"
+                         "character bar on the Yoruba text"),
+        _rnn("bits_per_char", 1, module="char_lm", depends_on=("CharLSTM", "temporal_softmax_loss"),
+             description="cross-entropy of the next character in bits, state carried across chunks"),
+        _rnn("sample", 2, module="char_lm", depends_on=("CharLSTM", "encode", "decode"),
+             description="temperature before the softmax, seeded draws, an NFC string over the vocabulary"),
+        _rnn("plot_gradient_norms", 2, module="char_lm", category="visualization",
+             description="one line per cell of the gradient norm against time, log-scale y axis, labels, legend"),
+        _rnn("TorchCharLM", 3, module="torch_rnn", category="comparative",
+             description="the model in PyTorch (nn.LSTM, nn.GRU): transplanted NumPy weights give the same scores, "
+                         "state, loss and gradients"),
+        _rnn("train_torch", 2, module="torch_rnn", category="comparative", depends_on=("TorchCharLM",),
+             description="the same truncated BPTT in PyTorch (state detached); reaches its own bar"),
+        _rnn("written_explanation", 3, category="comparative", kind="manual",
+             description="gating, truncation and teacher forcing, from your results (instructor graded)"),
+    ),
+    bars=(_YORUBA_LM, _rerun(_YORUBA_LM, "torch_lm", "rnn.train_torch")),
+)
+
 TOLERANCES = Tolerances()
 
 # All topics of the course, in teaching order. Later issues add backprop, cnn, rnn, autoencoders, gan, attention.
-TOPICS: tuple[Topic, ...] = (FEEDFORWARD, BACKPROP)
+# Listing a topic here is what puts it into release/, the tests and CI: a topic is listed once its calibration,
+# mutant and nbgrader runs are verified.
+TOPICS: tuple[Topic, ...] = (FEEDFORWARD, BACKPROP, CNN, RNN, ATTENTION)
 
 # The fixed folder names of all seven topics (a submission folder for a topic uses the same name).
 TOPIC_SLUGS: tuple[str, ...] = ("feedforward", "backprop", "cnn", "rnn", "autoencoders", "gan", "attention")
@@ -281,6 +523,13 @@ BANNED_IN_NUMPY_WORKER: tuple[str, ...] = ("torch", "torchvision", "jax", "jaxli
 
 # Directory name of the bundled sample cohort for `dlcore demo`, and the seed that makes grading reproducible.
 GRADING_SEED: int = 20261125
+
+# How a task that calls other graded functions (depends_on) is charged when one of those lost points:
+# "end_to_end": with the student's own functions (a wrong layer also costs the net that uses it);
+# "isolated": with the functions it depends on replaced by the reference (called back in the trusted process),
+# so a correct composition over a wrong layer gets full credit for the composition. Both are always computed and
+# shown in the feedback; this chooses which one the gradebook counts.
+DEPENDENT_SCORING: str = "end_to_end"
 
 
 def topic(slug: str) -> Topic:
@@ -321,6 +570,7 @@ def _validate() -> None:
         for r in tp.requires:
             assert r in [x.slug for x in TOPICS[:TOPICS.index(tp)]], f"{tp.slug}: requires a later topic {r!r}"
     assert abs(sum(CATEGORY_WEIGHTS.values()) - 1.0) < 1e-12, "category weights must sum to 1"
+    assert DEPENDENT_SCORING in ("end_to_end", "isolated"), DEPENDENT_SCORING
 
 
 _validate()

@@ -97,13 +97,25 @@ def write_gradebook(path: Path, rows: list[dict]) -> None:
     write_atomic(path, buf.getvalue())
 
 
+def _dependent_scores(r: R.CheckResult) -> str:
+    """' (end to end 0.8, isolated 4)' when a dependent task was also graded over the reference's functions."""
+    if r.isolated_points is None:
+        return ""
+    return f" (end to end {r.end_to_end_points:g}, isolated {r.isolated_points:g})"
+
+
 def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -> str:
     """A self-contained page for one student: grade summary, then every task with what is wrong and where."""
     e = html.escape
     parts = [f"<!doctype html><meta charset='utf-8'><title>Feedback: {e(student)}</title>",
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em .6em;"
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}td,th{padding:.3em .6em;"
              "border-bottom:1px solid #ddd;vertical-align:top}.passed{color:#070}.FAILED,.ERROR{color:#b00}"
-             ".partial{color:#a60}.GRADER{color:#80a}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}</style>",
+             ".partial{color:#a60}.GRADER{color:#80a}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em;"
+             "max-height:30em;overflow:auto}"
+             # long unbroken text (printed output, digits) in "what to fix" must wrap, or the table widens the page
+             # past the screen; the other columns keep whole words
+             "table{border-collapse:collapse;width:100%}td:last-child,pre{overflow-wrap:anywhere}img{height:auto}"
+             "figure{margin:.5em 0}</style>",
              f"<h1>Feedback for {e(student)}</h1>",
              f"<p><b>{row['percentage']:.1f}%</b>, grade <b>{e(str(row['letter']))}</b> "
              f"(grade point {row['grade_point']}); {row['total_points']:g} of {row['total_max']:g} points"
@@ -126,10 +138,14 @@ def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -
                 f"<figure><figcaption>{e(f['label'])}: yours (left), expected (right)</figcaption>"
                 + "".join(f"<img alt='{side}' style='max-width:48%' src='data:image/png;base64,{f[side]}'>"
                           for side in ("student", "expected") if f.get(side)) + "</figure>" for f in r.figures)
+            if detail and " Isolated score, " in r.message:  # dependent scoring, which the parts do not carry
+                isolated = "Isolated score, " + r.message.split(" Isolated score, ", 1)[1]
+                out = f"<p><i>{e(isolated)}</i></p>" + out
             if detail and ". Note: " in r.message:  # the dependency note, which the parts do not carry
                 out = f"<p><i>Note: {e(r.message.split('. Note: ', 1)[1])}</i></p>" + out
             parts.append(f"<tr><td><code>{e(r.task)}</code><br><small>{e(', '.join([*r.tags, r.category]))}</small></td>"
-                         f"<td>{r.points:g}/{r.max_points:g}</td><td class='{e(mark)}'>{e(mark)}</td>"
+                         f"<td>{r.points:g}/{r.max_points:g}{e(_dependent_scores(r))}</td>"
+                         f"<td class='{e(mark)}'>{e(mark)}</td>"
                          f"<td>{e(r.message) if not detail else ''}<ul>{detail}</ul>{out}"
                          f"<small>input seed {r.seed}</small></td></tr>")
         parts.append("</table>")
@@ -149,7 +165,7 @@ def print_topic(tr: R.TopicResult, console=None, verbose: bool = True) -> None:
     style = {R.PASSED: "green", R.PARTIAL: "yellow", R.FAILED: "red", R.ERROR: "red", R.NOT_ATTEMPTED: "dim",
              R.GRADER_ERROR: "magenta"}
     for r in tr.results:
-        table.add_row(r.task, f"{r.points:g}/{r.max_points:g}", STATUS_MARK.get(r.status, r.status),
+        table.add_row(r.task, f"{r.points:g}/{r.max_points:g}{_dependent_scores(r)}", STATUS_MARK.get(r.status, r.status),
                       f"{r.seconds:.2f}", style=style.get(r.status))
     console.print(table)
     for note in tr.notes:

@@ -42,6 +42,10 @@ class CheckResult:
     figures: tuple[dict, ...] = ()  # {"label", "student", "expected"}: base64 PNGs of graded figures
     metrics: dict = field(default_factory=dict)  # measured values, e.g. {"net.accuracy": 0.957}
     grader_errors: tuple[str, ...] = ()  # the grader's own exceptions while checking this task
+    # dependent tasks (course_config.DEPENDENT_SCORING): points with the student's own functions, and with the
+    # functions it depends on replaced by the reference (None when no dependency lost points: the same run)
+    end_to_end_points: float | None = None
+    isolated_points: float | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)

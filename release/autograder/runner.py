@@ -6,6 +6,7 @@ workers of a Session; only plain arrays and JSON come back.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import sys
@@ -37,8 +38,10 @@ class Session:
     when the task ends."""
 
     def __init__(self, topic: Topic, folder: Path, limits: Limits | None = None,
-                 torch_limits: Limits | None = None):
+                 torch_limits: Limits | None = None, patch: tuple[str, ...] = ()):
         self.topic, self.folder = topic, Path(folder)
+        self.patch = patch  # functions "topic.module.fn" replaced by the reference (isolated scoring)
+        self.parent_objects: dict[int, object] = {}  # reference objects the worker holds only as references
         self.limits = {"numpy": limits or topic.limits, "torch": torch_limits or topic.torch_limits}
         self.workers: dict[str, Worker] = {}
         self.imported: dict[str, set[str]] = {}
@@ -70,6 +73,12 @@ class Session:
             self.workers[kind], self.imported[kind] = w, set()
             self.seeded.discard(kind)
             w.start()
+            if self.patch:
+                try:
+                    w.patch(self.patch, self._reference_callback)
+                except StudentError as exc:
+                    exc.info["message"] = f"importing the modules for isolated scoring failed: {exc.info.get('message')}"
+                    raise
         if module not in self.imported[kind]:
             try:
                 w.import_module(f"{self.topic.slug}.{module}")
@@ -105,6 +114,36 @@ class Session:
         finally:
             self.spent[kind] += time.perf_counter() - t0
             self.student_seconds += time.perf_counter() - t0
+
+    def _reference_callback(self, header: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
+        """Answer a patched function's call in the worker: run the reference here, send back plain data only."""
+        from autograder import worker as wire
+        from autograder.sandbox import Handle
+
+        objects = self.parent_objects
+
+        def resolve(ref):
+            return objects.get(int(ref["__h__"])) if ref.get("parent") else Handle(int(ref["__h__"]), "?")
+
+        def keep(obj):
+            objects[len(objects) + 1] = obj
+            return {"__h__": len(objects), "parent": True, "type": type(obj).__name__}
+
+        name = str(header.get("callback"))
+        if name not in self.patch:
+            return {"ok": False, "error": f"{name} is not a replaced function"}, []
+        slug, module, fn = name.split(".")
+        import numpy as np
+
+        try:
+            args = wire.decode(header.get("args", []), blobs, resolve)
+            kwargs = wire.decode(header.get("kwargs", {"__dict__": []}), blobs, resolve)
+            with np.errstate(all="ignore"):  # the student's values may overflow; the reference just returns them
+                result = getattr(reference(slug, module), fn)(*args, **kwargs)
+            out: list[bytes] = []
+            return {"ok": True, "value": wire.encode(result, out, keep)}, out
+        except Exception as exc:  # bad arguments from the student's code: its call fails, as it would
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, []
 
     def end_task(self) -> None:
         """Release every object the task kept in the workers (models, caches), so tasks cannot share state."""
@@ -239,6 +278,44 @@ def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int
                          metrics=dict(ctx.metrics), grader_errors=tuple(ctx.grader_errors), **base)
 
 
+def replaceable_dependencies(task: Task) -> tuple[str, ...]:
+    """The functions ("topic.module.function") a task depends on that the reference can stand in for: plain
+    functions (classes and methods keep the student's code, since objects cannot cross to the grader)."""
+    import inspect
+
+    names = []
+    for dep in task.depends_on:
+        slug = dep.split(".", 1)[0]
+        d = course_config.topic(slug).task(dep)
+        if d.kind != "auto" or "." in d.function:
+            continue
+        if inspect.isfunction(getattr(reference(slug, d.module), d.function, None)):
+            names.append(f"{slug}.{d.module}.{d.function}")
+    return tuple(names)
+
+
+def _with_isolated_score(topic: Topic, task: Task, suite: Suite, folder: Path, seed: int, r: R.CheckResult,
+                         limits, torch_limits) -> R.CheckResult:
+    """Dependent scoring (hidden suite): when the task lost points and calls other graded functions, grade it again
+    with those functions replaced by the reference, in fresh workers. Both scores are kept; the gradebook counts
+    the one course_config.DEPENDENT_SCORING names."""
+    r = dataclasses.replace(r, end_to_end_points=r.points)
+    patch = replaceable_dependencies(task) if suite.visibility == "hidden" else ()
+    # (a dependency of an earlier topic is graded in its own topic, so any lost point here may come from it)
+    if r.points >= r.max_points or not patch or r.status in (R.GRADER_ERROR, R.NOT_ATTEMPTED):
+        return r
+    session = Session(topic, folder, limits, torch_limits, patch=patch)
+    try:
+        iso = run_task(topic, task, suite, session, seed, set())
+    finally:
+        session.close()
+    replaced = ", ".join(p.split(".", 1)[1] for p in patch)
+    note = (f" Isolated score, with the reference in place of {replaced}: {iso.points:g}/{iso.max_points:g}"
+            + (f" ({iso.message})" if iso.message else "") + ".")
+    points = iso.points if course_config.DEPENDENT_SCORING == "isolated" else r.points
+    return dataclasses.replace(r, points=points, isolated_points=iso.points, message=r.message + note)
+
+
 def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student: str = "",
                 seed: int | None = None, limits: Limits | None = None, torch_limits: Limits | None = None,
                 tasks: list[str] | None = None) -> R.TopicResult:
@@ -276,6 +353,7 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
                                   category=task.category)
             else:
                 r = run_task(topic, task, suite, session, seed_t, failed)
+                r = _with_isolated_score(topic, task, suite, folder, seed_t, r, limits, torch_limits)
             if r.points < r.max_points and r.status != R.MANUAL:
                 failed.add(task.name)
             result.results.append(r)

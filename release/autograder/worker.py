@@ -2,14 +2,19 @@
 """The sandboxed worker: imports a student's modules and runs the calls the checker asks for.
 
 It runs as `python -I -B worker.py IN_FD OUT_FD ROOT [BANNED,...]` inside the sandbox, never in the process that
-decides a score. It is standalone (stdlib + NumPy) because the sandbox shows it nothing else.
+decides a score. It is standalone (stdlib + NumPy; matplotlib only to turn a returned figure into data) because
+the sandbox shows it nothing else.
 
 Wire format, both ways: an 8-byte big-endian length, then a 4-byte header length, a JSON header, and the
 concatenated `.npy` blobs the header points into. Arrays are written with np.save and read with
 np.load(allow_pickle=False); nothing is ever pickled. In JSON values, {"__nd__": i} is array blob i,
-{"__h__": n} a handle to an object kept in the worker, {"__tuple__": [...]} a tuple and {"__dict__": [[k, v]]}
-a dict. Student return values become plain floats, ints, strings and base-class float/int arrays here, so a
+{"__h__": n} a handle to an object kept in the worker ({"__h__": n, "parent": true}: one the grader kept),
+{"__tuple__": [...]} a tuple, {"__dict__": [[k, v]]} a dict and {"__seedseq__": [entropy, spawn_key]} a NumPy
+SeedSequence. Student return values become plain floats, ints, strings and base-class float/int arrays here, so a
 returned ndarray subclass (with a lying __eq__, say) reaches the checker as a plain ndarray.
+
+For isolated scoring the grader may replace some of the student's functions by proxies (op "patch"): a proxy's
+call sends {"callback": name, "args", "kwargs"} to the grader mid-call and waits for the reference's result.
 """
 from __future__ import annotations
 
@@ -107,6 +112,11 @@ def decode(value, blobs: list[bytes], resolve):
             return tuple(decode(v, blobs, resolve) for v in value["__tuple__"])
         if "__dict__" in value:
             return {k: decode(v, blobs, resolve) for k, v in value["__dict__"]}
+        if "__seedseq__" in value:  # a NumPy SeedSequence, rebuilt from its entropy and spawn key
+            import numpy as np
+
+            entropy, spawn_key = value["__seedseq__"]
+            return np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key))
         raise WireError(f"unknown JSON object {sorted(value)[:3]}")
     return value
 
@@ -125,6 +135,8 @@ def encode(value, blobs: list[bytes], keep, depth: int = 0):
         return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value)
+    if type(value) is np.random.SeedSequence and isinstance(value.entropy, int):
+        return {"__seedseq__": [value.entropy, [int(k) for k in value.spawn_key]]}
     if isinstance(value, np.ndarray):
         blobs.append(array_to_blob(value))
         return {"__nd__": len(blobs) - 1}
@@ -512,6 +524,13 @@ class _BanImports:
             del sys.modules[name]
 
 
+class ParentObject:
+    """An object the grader kept on its side during a callback (the reference's cache, say): opaque here."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+
 class Worker:
     def __init__(self, fd_in: int, fd_out: int, root: str, banned: set[str]):
         self.fd_in, self.fd_out, self.root = fd_in, fd_out, os.path.realpath(root)
@@ -521,12 +540,16 @@ class Worker:
 
     # -- handles ---------------------------------------------------------------------------------
     def keep(self, obj) -> dict:
+        if isinstance(obj, ParentObject):  # goes back to the grader as the grader's own object
+            return {"__h__": obj.n, "parent": True}
         n = self.next_handle
         self.next_handle += 1
         self.objects[n] = obj
         return {"__h__": n, "type": type(obj).__name__}
 
     def resolve(self, ref: dict):
+        if ref.get("parent"):
+            return ParentObject(int(ref["__h__"]))
         try:
             return self.objects[ref["__h__"]]
         except KeyError:
@@ -592,6 +615,42 @@ class Worker:
         blobs_out: list[bytes] = []
         return {"value": encode(self.target(header["target"]), blobs_out, self.keep)}, blobs_out
 
+    # -- isolated scoring: functions replaced by proxies that call the grader's reference ------------------------
+    def op_patch(self, header, blobs):
+        """Replace each function "pkg.module.name" with a proxy that asks the grader for the reference's result.
+
+        Every binding of the original in the student's modules is replaced: the module attribute, names taken with
+        `from ... import`, and entries of module-level dicts, tuples and lists (e.g. a table of activations).
+        Modules imported later see the proxy through the module attribute.
+        """
+        for name in header.get("names", []):
+            module_name, _, attr = name.rpartition(".")
+            module = __import__(module_name, fromlist=[attr])
+            original = getattr(module, attr)
+            proxy = self._proxy(name)
+            setattr(module, attr, proxy)
+            for mod in list(sys.modules.values()):
+                path = os.path.realpath(getattr(mod, "__file__", None) or "/")
+                if path.startswith(self.root + os.sep):
+                    _replace_bindings(vars(mod), original, proxy)
+        return {}, []
+
+    def _proxy(self, name: str):
+        worker = self
+
+        def reference(*args, **kwargs):  # the grader runs the reference and sends back only its result
+            blobs: list[bytes] = []
+            request = {"callback": name, "args": [encode(a, blobs, worker.keep) for a in args],
+                       "kwargs": encode(kwargs, blobs, worker.keep)}
+            write_message(worker.fd_out, request, blobs)
+            reply, reply_blobs = read_message(worker.fd_in)
+            if not reply.get("ok"):
+                raise RuntimeError(f"the grader's reference {name} failed on these arguments: {reply.get('error')}")
+            return decode(reply.get("value"), reply_blobs, worker.resolve)
+
+        reference.__name__ = reference.__qualname__ = name.rpartition(".")[2]
+        return reference
+
     def op_release(self, header, blobs):
         if header.get("all"):
             self.objects.clear()
@@ -654,6 +713,21 @@ class Worker:
                 write_message(self.fd_out, reply, out_blobs)
             except (TypeError, ValueError) as exc:  # a value that cannot be encoded is a bad return
                 write_message(self.fd_out, {"ok": False, "error": self.describe(exc)}, [])
+
+
+def _replace_bindings(namespace: dict, original, proxy) -> None:
+    """Point every name, and every entry of a module-level dict, tuple or list, that is `original` at `proxy`."""
+    for key, value in list(namespace.items()):
+        if value is original:
+            namespace[key] = proxy
+        elif isinstance(value, dict):
+            for k, v in list(value.items()):
+                if v is original:
+                    value[k] = proxy
+                elif isinstance(v, (tuple, list)) and any(x is original for x in v):
+                    value[k] = type(v)(proxy if x is original else x for x in v)
+        elif isinstance(value, (tuple, list)) and any(x is original for x in value):
+            namespace[key] = type(value)(proxy if x is original else x for x in value)
 
 
 def main(argv: list[str]) -> None:
