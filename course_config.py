@@ -56,6 +56,13 @@ class Limits:
     output_kb: int = 64             # student stdout/stderr kept for feedback (head and tail)
 
 
+# The Jupyter kernel that nbgrader's autograde runs a student's notebook in (autograder/kernel.py). The notebook
+# trains the student's models itself, imports torch, and its check() cells start their own workers inside it, so it
+# gets more than one worker: torch's address space, a whole notebook's CPU time, room for those workers' processes.
+# nbgrader's per-cell timeout (nbgrader_config.py, from the topics' wall_s) still stops a cell that hangs.
+NOTEBOOK_KERNEL_LIMITS = Limits(memory_mb=12288, cpu_s=3600, nproc=512, fsize_mb=256)
+
+
 @dataclass(frozen=True)
 class Task:
     """One graded unit. Its name is the pytest marker, the results.json test name and the gradebook column."""

@@ -24,9 +24,9 @@ grade. The public verdict stays visible as the cell's output, and `manual_score`
 in formgrader (nbgrader's score is the manual score when one is set). A task the grader itself failed on
 (`grader_error`) gets no auto score and is flagged as needing a manual grade, so formgrader lists it.
 
-nbgrader's autograde executes the student's notebook, and so imports the student's modules, in an ordinary kernel
-as the user who runs it: only dlcore's own checks run in the sandbox. Run it as an unprivileged user or in a
-container.
+nbgrader's autograde executes the student's notebook, and so imports the student's modules, in a kernel: that
+kernel is the sandboxed `dlcore-sandbox` kernel (autograder/kernel.py), installed in COURSE_DIR/.dlcore/ and named in
+nbgrader_config.py, so student code never runs unconfined in nbgrader's process tree either.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import nbformat
 
 import course_config
-from autograder import batch, reports
+from autograder import batch, kernel, reports
 from autograder import results as R
 from autograder.release import REPO, graded_cells, stamp_points
 
@@ -49,7 +49,7 @@ GRADED = "graded"          # COURSE_DIR/graded/: dlcore's results.json files, fe
 MANUAL_CSV = "manual-from-nbgrader.csv"  # in GRADED: the manual scores read from nbgrader's database
 
 
-def config_text(course_id: str, exchange: Path | None, topics: list[course_config.Topic]) -> str:
+def config_text(course: Path, course_id: str, exchange: Path | None, topics: list[course_config.Topic]) -> str:
     """nbgrader_config.py of the course. A check cell grades one task, and the sandbox stops a topic's grading at
     its `Limits.wall_s`, so no cell of a working notebook runs longer than the largest of those."""
     timeout = int(max(max(t.limits.wall_s, t.torch_limits.wall_s) for t in topics))
@@ -64,6 +64,7 @@ def config_text(course_id: str, exchange: Path | None, topics: list[course_confi
         "# source/<topic>/ holds only the notebook; should other files land there, autograde must still never",
         "# copy them over the modules a student wrote",
         f"c.Autograde.exclude_overwriting = {keep!r}",
+        *kernel.nbgrader_config_lines(course),
     ]
     if exchange is not None:
         lines.append(f"c.Exchange.root = {str(exchange)!r}  # students pass --Exchange.root with the same folder")
@@ -94,11 +95,12 @@ def init(course: Path, exchange: Path | None = None, course_id: str = "dlcore",
     chosen = [course_config.topic(s) for s in topics] if topics else list(course_config.TOPICS)
     course.mkdir(parents=True, exist_ok=True)
     cfg = course / "nbgrader_config.py"
-    text = config_text(course_id, exchange.resolve() if exchange else None, list(course_config.TOPICS))
+    text = config_text(course.resolve(), course_id, exchange.resolve() if exchange else None,
+                       list(course_config.TOPICS))
     if cfg.exists() and cfg.read_text() != text and not force:
         raise SystemExit(f"{cfg} exists and differs from what init would write; pass --force to replace it")
     cfg.write_text(text)
-    return [cfg] + [write_source(course, t) for t in chosen]
+    return [cfg, kernel.kernelspec(course.resolve())] + [write_source(course, t) for t in chosen]
 
 
 def coursedir(course: Path):
@@ -116,11 +118,15 @@ def coursedir(course: Path):
     return cd
 
 
-def nbgrader(course: Path, *args: str, check: bool = True) -> int:
+def nbgrader(course: Path, *args: str, check: bool = True, allow_unisolated: bool = False) -> int:
     """Run one nbgrader command in the course folder (its nbgrader_config.py applies); its log goes to the
-    terminal. Raises SystemExit on failure when `check`, else returns the exit status."""
+    terminal. Raises SystemExit on failure when `check`, else returns the exit status. `allow_unisolated` lets the
+    sandboxed kernel start without bubblewrap (the grader's explicit choice)."""
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)  # a warning printed to stderr in a test cell would zero that cell
+    env.pop("DLCORE_ALLOW_UNISOLATED", None)
+    if allow_unisolated:
+        env["DLCORE_ALLOW_UNISOLATED"] = "1"
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
     print("$ nbgrader " + " ".join(args), flush=True)
     rc = subprocess.run(cmd, cwd=course, env=env).returncode
@@ -293,7 +299,8 @@ def autograde(course: Path, slug: str, jobs: int = 1, force: bool = False, allow
                          f"bubblewrap (`{sandbox.INSTALL_BWRAP}`) or pass --allow-unisolated-sandbox")
     for note in place_required(course, topic):
         print(f"warning: {note}")
-    rc = nbgrader(course, "autograde", slug, *(["--force"] if force else []), check=False)
+    rc = nbgrader(course, "autograde", slug, *(["--force"] if force else []), check=False,
+                  allow_unisolated=allow_unisolated)
     if rc:
         print(f"nbgrader autograde failed on some notebook (exit {rc}); the hidden suite grades every submission "
               f"anyway", flush=True)
