@@ -90,12 +90,19 @@ def cmd_grade(args) -> int:
     if problem:
         print(f"dlcore grade: the sandbox cannot start a worker here: {problem}", file=sys.stderr)
         return 2
+    if args.device and not args.scheduler:  # a remote cluster's workers are asked when grading starts
+        from autograder.runner import device_problem
+
+        if device_problem(args.device):
+            print(f"dlcore grade: {device_problem(args.device)}", file=sys.stderr)
+            return 2
     if why:
         print(f"dlcore grade: warning: grading WITHOUT filesystem isolation ({why}); student code can read this "
               f"machine's files; results.json records \"sandbox\": \"plain\"", file=sys.stderr)
     batch.grade(args.topics, Path(args.submissions).resolve(), Path(args.out).resolve(), jobs=args.jobs,
                 manual=Path(args.manual) if args.manual else None, force=args.force,
-                allow_unisolated=args.allow_unisolated_sandbox)
+                allow_unisolated=args.allow_unisolated_sandbox, executor=args.executor, scheduler=args.scheduler,
+                device=args.device)
     return 0
 
 
@@ -188,7 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("topics", nargs="+")
     g.add_argument("--submissions", required=True, help="folder of student folders, or a course root with submitted/")
     g.add_argument("--out", required=True, help="where results.json files, feedback pages and gradebook.csv go")
-    g.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    g.add_argument("--jobs", type=int, default=1,
+                   help="submissions graded in parallel: pool processes, or the workers of a local Dask cluster")
+    g.add_argument("--executor", choices=("process", "dask"), default="process",
+                   help="process: a process pool on this machine; dask: Dask distributed (a local cluster of "
+                        "--jobs workers, or the cluster at --scheduler)")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on an existing Dask cluster, e.g. tcp://host:8786 (implies --executor dask); its "
+                        "workers need this package, its data and bubblewrap, but no shared filesystem")
+    g.add_argument("--device", choices=("cpu", "cuda"),
+                   help="where the PyTorch modules' torch code runs (default: the CPU); cuda needs a GPU on every "
+                        "grading machine")
     g.add_argument("--manual", help="CSV of instructor scores for manual tasks: student,task,points")
     g.add_argument("--force", action="store_true", help="regrade even what is already graded")
     g.add_argument("--allow-unisolated-sandbox", action="store_true",

@@ -75,6 +75,7 @@ class TopicResult:
     seconds: float = 0.0
     student_seconds: float = 0.0                        # time spent waiting on the student's worker
     sandbox: str = ""                                   # which sandbox ran the student's code: "bwrap" or "plain"
+    device: str = ""                                    # where its torch code ran: "cpu" or "cuda" (--device)
 
     @property
     def points(self) -> float:

@@ -37,9 +37,11 @@ class Session:
     when the task ends."""
 
     def __init__(self, topic: Topic, folder: Path, limits: Limits | None = None,
-                 torch_limits: Limits | None = None, patch: tuple[str, ...] = ()):
+                 torch_limits: Limits | None = None, patch: tuple[str, ...] = (), device: str | None = None):
         self.topic, self.folder = topic, Path(folder)
+        self.device = device  # where the torch worker's tensors live ("cuda"); None: torch's default, the CPU
         self.patch = patch  # functions "topic.module.fn" replaced by the reference (isolated scoring)
+        self.unreplaced: set[str] = set()  # of those, the ones that ran the student's code (called with its objects)
         self.parent_objects: dict[int, object] = {}  # reference objects the worker holds only as references
         self.limits = {"numpy": limits or topic.limits, "torch": torch_limits or topic.torch_limits}
         self.workers: dict[str, Worker] = {}
@@ -68,10 +70,18 @@ class Session:
             folders = {self.topic.slug: self.folder}
             folders.update({r: self.folder.parent / r for r in self.topic.requires
                             if (self.folder.parent / r).is_dir()})  # the same student's earlier topics
-            w = Worker(folders, self.limits[kind], banned, {"toolkit": toolkit_dir()})
+            device = self.device if kind == "torch" else None
+            w = Worker(folders, self.limits[kind], banned, {"toolkit": toolkit_dir()}, device=device)
             self.workers[kind], self.imported[kind] = w, set()
             self.seeded.discard(kind)
             w.start()
+            if device:  # before any student module is imported; a failure here is the grader's, not the student's
+                try:
+                    w.set_device(device)
+                except StudentError as exc:
+                    w.close()
+                    raise RuntimeError(f"--device {device}: the sandboxed torch worker cannot use it "
+                                       f"({exc.info.get('message')})") from None
             if self.patch:
                 try:
                     w.patch(self.patch, self._reference_callback)
@@ -131,12 +141,20 @@ class Session:
         name = str(header.get("callback"))
         if name not in self.patch:
             return {"ok": False, "error": f"{name} is not a replaced function"}, []
+        if header.get("unreplaced"):  # called with the student's own objects: the worker ran the student's code
+            self.unreplaced.add(name)
+            return {"ok": True}, []
         slug, module, fn = name.split(".")
         import numpy as np
 
+        def named(cls_name, fields):  # a named tuple (a cache) comes back as the reference's own class, if it has one
+            cls = getattr(reference(slug, module), cls_name, None)
+            ok = isinstance(cls, type) and issubclass(cls, tuple) and getattr(cls, "_fields", None) == fields
+            return cls if ok else None
+
         try:
-            args = wire.decode(header.get("args", []), blobs, resolve)
-            kwargs = wire.decode(header.get("kwargs", {"__dict__": []}), blobs, resolve)
+            args = wire.decode(header.get("args", []), blobs, resolve, named)
+            kwargs = wire.decode(header.get("kwargs", {"__dict__": []}), blobs, resolve, named)
             with np.errstate(all="ignore"):  # the student's values may overflow; the reference just returns them
                 result = getattr(reference(slug, module), fn)(*args, **kwargs)
             out: list[bytes] = []
@@ -279,7 +297,9 @@ def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int
 
 def replaceable_dependencies(task: Task) -> tuple[str, ...]:
     """The functions ("topic.module.function") a task depends on that the reference can stand in for: plain
-    functions (classes and methods keep the student's code, since objects cannot cross to the grader)."""
+    functions (classes and methods keep the student's code, since objects cannot cross to the grader). A listed
+    function that is called with one of the student's objects (a training loop given the model) still runs the
+    student's code at that call: the worker's proxy falls back, and the isolated score's note names it."""
     import inspect
 
     names = []
@@ -294,7 +314,7 @@ def replaceable_dependencies(task: Task) -> tuple[str, ...]:
 
 
 def _with_isolated_score(topic: Topic, task: Task, suite: Suite, folder: Path, seed: int, r: R.CheckResult,
-                         limits, torch_limits) -> R.CheckResult:
+                         limits, torch_limits, device: str | None = None) -> R.CheckResult:
     """Dependent scoring (hidden suite): when the task lost points and calls other graded functions, grade it again
     with those functions replaced by the reference, in fresh workers. Both scores are kept; the gradebook counts
     the one course_config.DEPENDENT_SCORING names."""
@@ -303,27 +323,51 @@ def _with_isolated_score(topic: Topic, task: Task, suite: Suite, folder: Path, s
     # (a dependency of an earlier topic is graded in its own topic, so any lost point here may come from it)
     if r.points >= r.max_points or not patch or r.status in (R.GRADER_ERROR, R.NOT_ATTEMPTED):
         return r
-    session = Session(topic, folder, limits, torch_limits, patch=patch)
+    session = Session(topic, folder, limits, torch_limits, patch=patch, device=device)
     try:
         iso = run_task(topic, task, suite, session, seed, set())
     finally:
         session.close()
-    replaced = ", ".join(p.split(".", 1)[1] for p in patch)
-    note = (f" Isolated score, with the reference in place of {replaced}: {iso.points:g}/{iso.max_points:g}"
-            + (f" ({iso.message})" if iso.message else "") + ".")
+    # a function called with the student's own objects (a training loop given the model) cannot run as the
+    # reference, which never sees sandbox objects: it ran the student's code, and the note says so
+    replaced = ", ".join(p.split(".", 1)[1] for p in patch if p not in session.unreplaced)
+    kept = ", ".join(p.split(".", 1)[1] for p in patch if p in session.unreplaced)
+    kept_note = f"; {kept} kept your code (called with your objects, which the reference cannot use)" if kept else ""
+    note = (f" Isolated score, with the reference in place of {replaced or 'nothing'}{kept_note}: "
+            f"{iso.points:g}/{iso.max_points:g}" + (f" ({iso.message})" if iso.message else "") + ".")
     points = iso.points if course_config.DEPENDENT_SCORING == "isolated" else r.points
     return dataclasses.replace(r, points=points, isolated_points=iso.points, message=r.message + note)
 
 
+def device_problem(device: str) -> str | None:
+    """Why torch cannot use `device` ("cpu", "cuda", "cuda:1") here, in one line; None when it can."""
+    if device == "cpu":
+        return None
+    if device.split(":")[0] != "cuda":
+        return f"--device {device}: unknown device (use cpu or cuda)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return (f"--device {device} requested but torch.cuda.is_available() is False on this machine "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); grade with --device cpu")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        return f"--device {device} requested but this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
 def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student: str = "",
                 seed: int | None = None, limits: Limits | None = None, torch_limits: Limits | None = None,
-                tasks: list[str] | None = None) -> R.TopicResult:
-    """Grade `folder` (a student's copy of release/<topic>/) with the public or hidden suite."""
+                tasks: list[str] | None = None, device: str | None = None) -> R.TopicResult:
+    """Grade `folder` (a student's copy of release/<topic>/) with the public or hidden suite. `device` is where the
+    torch worker's tensors live (see Session); verdicts are the same, since values come back as float64 NumPy."""
+    if device and device_problem(device):
+        raise RuntimeError(device_problem(device))
     t0 = time.perf_counter()
     folder = Path(folder)
     suite = load_suite(topic.slug, visibility)
     base = course_config.GRADING_SEED if seed is None else seed
-    result = R.TopicResult(student=student, topic=topic.slug, sandbox=sandbox_mode())
+    result = R.TopicResult(student=student, topic=topic.slug, sandbox=sandbox_mode(), device=device or "cpu")
     if not folder.is_dir():
         result.notes.append(f"no folder {folder}: the submission has nothing for {topic.slug}")
     else:
@@ -335,7 +379,7 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
             if not (folder.parent / r).is_dir():
                 result.notes.append(f"{topic.slug} imports your {r} code, but there is no {r}/ folder beside "
                                     f"{folder.name}/: hand in {r}/ too")
-    session = Session(topic, folder, limits, torch_limits)
+    session = Session(topic, folder, limits, torch_limits, device=device)
     budget = session.limits["numpy"].wall_s + (session.limits["torch"].wall_s if topic.torch_modules else 0.0)
     failed: set[str] = set()
     try:
@@ -352,7 +396,7 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
                                   category=task.category)
             else:
                 r = run_task(topic, task, suite, session, seed_t, failed)
-                r = _with_isolated_score(topic, task, suite, folder, seed_t, r, limits, torch_limits)
+                r = _with_isolated_score(topic, task, suite, folder, seed_t, r, limits, torch_limits, device)
             if r.points < r.max_points and r.status != R.MANUAL:
                 failed.add(task.name)
             result.results.append(r)

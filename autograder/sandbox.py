@@ -18,6 +18,7 @@ importable, the repository invisible); otherwise "plain", which `dlcore grade` r
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import select
 import shlex
@@ -310,6 +311,18 @@ def release_cgroup(cgroup: str | None) -> None:
             time.sleep(0.02)
 
 
+def gpu_access(cmd: list[str]) -> list[str]:
+    """A `confine` command changed for a worker whose torch code runs on CUDA: bubblewrap's fresh /dev gets the
+    NVIDIA device nodes, and the memory limit bounds the data segment (RLIMIT_DATA) instead of the address space,
+    since the CUDA driver reserves far more address space than any memory limit and does not start under
+    RLIMIT_AS. GPU memory itself is bounded only by the device."""
+    out = [f"--data={a[len('--as='):]}" if a.startswith("--as=") else a for a in cmd]
+    if "--dev" in out:
+        at = out.index("--dev") + 2  # after "--dev /dev"
+        out[at:at] = [a for node in sorted(glob.glob("/dev/nvidia*")) for a in ("--dev-bind", node, node)]
+    return out
+
+
 class Worker:
     """One sandboxed interpreter serving a private copy of some submission folders.
 
@@ -322,8 +335,9 @@ class Worker:
     """
 
     def __init__(self, folders: dict[str, Path], limits: Limits, banned: tuple[str, ...] = (),
-                 trusted: dict[str, Path] | None = None, mode: str | None = None):
+                 trusted: dict[str, Path] | None = None, mode: str | None = None, device: str | None = None):
         self.limits, self.banned = limits, banned
+        self.device = device  # "cuda[:i]": the worker may use the GPU (see gpu_access and set_device)
         self.mode = mode or sandbox_mode()
         self.tmp = Path(tempfile.mkdtemp(prefix="dlcore-sub-"))
         self.copy = self.tmp / "root"
@@ -355,7 +369,7 @@ class Worker:
         cmd, self.cgroup = confine(python_args, self.limits, self.mode, banned=self.banned, chdir=SANDBOX_ROOT,
                                    mounts=[(str(WORKER_SCRIPT), SANDBOX_WORKER, False),
                                            (str(self.copy), SANDBOX_ROOT, True)], plain_tmp=self.tmp)
-        return cmd
+        return gpu_access(cmd) if (self.device or "cpu").startswith("cuda") else cmd
 
     def _env(self) -> dict[str, str]:
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -365,6 +379,10 @@ class Worker:
         for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # needed for correct results on some CPUs
             if key in os.environ:
                 env[key] = os.environ[key]
+        if (self.device or "cpu").startswith("cuda"):  # the grader's choice of GPUs, else all of them
+            env.pop("CUDA_VISIBLE_DEVICES")
+            if "CUDA_VISIBLE_DEVICES" in os.environ:
+                env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         if self.mode == "plain":
             env["HOME"] = env["TMPDIR"] = str(self.home)
             env["MPLCONFIGDIR"] = str(self.home / "mpl")
@@ -589,6 +607,11 @@ class Worker:
     def release_all(self) -> None:
         """Forget every object kept in the worker (the end of a task)."""
         self.request({"op": "release", "all": True})
+
+    def set_device(self, device: str) -> None:
+        """Make `device` torch's default device in the worker, before any student module is imported (a torch
+        worker of `--device cuda`); raises StudentError with the reason if the worker's torch cannot use it."""
+        self.request({"op": "device", "device": device}, timeout=max(self.limits.import_s, 60.0))
 
 
 def _ignore_untrusted(folder: str, names: list[str], max_bytes: int) -> set[str]:

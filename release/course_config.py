@@ -57,6 +57,13 @@ class Limits:
     output_kb: int = 64             # student stdout/stderr kept for feedback (head and tail)
 
 
+# The Jupyter kernel that nbgrader's autograde runs a student's notebook in (autograder/kernel.py). The notebook
+# trains the student's models itself, imports torch, and its check() cells start their own workers inside it, so it
+# gets more than one worker: torch's address space, a whole notebook's CPU time, room for those workers' processes.
+# nbgrader's per-cell timeout (nbgrader_config.py, from the topics' wall_s) still stops a cell that hangs.
+NOTEBOOK_KERNEL_LIMITS = Limits(memory_mb=12288, cpu_s=3600, nproc=512, fsize_mb=256)
+
+
 @dataclass(frozen=True)
 class Task:
     """One graded unit. Its name is the pytest marker, the results.json test name and the gradebook column."""
@@ -507,12 +514,174 @@ RNN = Topic(
     bars=(_YORUBA_LM, _rerun(_YORUBA_LM, "torch_lm", "rnn.train_torch")),
 )
 
+
+def _ae(fn: str, points: float, module: str = "vae_math", **kw) -> Task:
+    return _task("autoencoders", fn, points, module, **kw)
+
+
+# The autoencoder and the VAE (784-128-16 MLPs, float32, Adam) trained on the first 6,000 MNIST training images,
+# binarised (pixel > 127), for 6 epochs; both metrics are computed by the grader from the student's encoder and
+# decoder on the first 2,000 test images, in nats per image (summed over the 784 pixels): the autoencoder's
+# reconstruction cross-entropy, and the VAE's negative ELBO (reconstruction of one sample z ~ q(z | x) plus the
+# closed-form KL). The same check asks the trained VAE's importance_weighted_bound (K = iwae_k samples, on the first
+# iwae_examples test images) to be no worse than its ELBO. About 3 s CPU per model (20-40 s wall for both on the
+# shared 2-core machine). Calibration by the reference through the grader (one thread, grading seeds 0-4):
+# autoencoder 91.3-94.0 nats, VAE 129.3-131.4 nats (seeds 5-7: 92.3-94.3 and 127.6-129.4); its 20-sample bound is
+# 5.1-6.1 nats above its ELBO. Each bar is the worst of those runs plus about 2.5 times their spread (margin 3 nats).
+# The public run is a smoke test: 2,000 images, 3 epochs, H = 64 (the reference reaches 193 and 203 nats on 500
+# test images).
+_AE_SETTINGS = dict(hidden_dim=128, latent_dim=16, epochs=6, batch_size=100, learning_rate=3e-3, dtype="float32")
+_AE_PUBLIC = dict(_AE_SETTINGS, hidden_dim=64, epochs=3)
+_MNIST_AE = TrainingBar(
+    model="autoencoder", task="autoencoders.train", metric="reconstruction_nats", higher_is_better=False, bar=100.0,
+    dataset="mnist", train_size=6_000, test_size=2_000, margin=3.0, time_budget_s=120.0, settings=_AE_SETTINGS,
+    public=TrainingBar(model="autoencoder", task="autoencoders.train", metric="reconstruction_nats",
+                       higher_is_better=False, bar=230.0, dataset="mnist", train_size=2_000, test_size=500,
+                       time_budget_s=60.0, settings=_AE_PUBLIC))
+_MNIST_VAE = TrainingBar(
+    model="vae", task="autoencoders.train", metric="neg_elbo_nats", higher_is_better=False, bar=137.0,
+    dataset="mnist", train_size=6_000, test_size=2_000, margin=3.0, time_budget_s=120.0,
+    settings=dict(_AE_SETTINGS, beta=1.0, iwae_k=20, iwae_examples=500),
+    public=TrainingBar(model="vae", task="autoencoders.train", metric="neg_elbo_nats", higher_is_better=False,
+                       bar=240.0, dataset="mnist", train_size=2_000, test_size=500, time_budget_s=60.0,
+                       settings=dict(_AE_PUBLIC, beta=1.0, iwae_k=10, iwae_examples=200)))
+
+# What a VAE check calls of the student's model (methods keep the student's code under isolated scoring).
+_VAE_PARTS = ("VAE", "autoencoders.VAE.reparameterize")
+
+AUTOENCODERS = Topic(
+    slug="autoencoders",
+    title="Autoencoders and variational autoencoders: the ELBO in NumPy, VAEs in PyTorch on MNIST, latent figures",
+    modules=("vae_math", "models", "plots"),
+    notebook="autoencoders.ipynb",
+    torch_modules=("models", "plots"),
+    datasets=("mnist",),
+    # the NumPy worker only evaluates formulas; the torch worker trains two small MLPs (about 3 s CPU each) and
+    # needs torch's address space; its wall clock leaves room for a loaded machine
+    limits=Limits(wall_s=120.0, memory_mb=1536, cpu_s=120),
+    torch_limits=Limits(memory_mb=8192, wall_s=240.0, call_s=120.0, import_s=60.0, cpu_s=300),
+    min_mutants=10,
+    demo_mutants=("kl_sign_flipped", "vae_reparam_eps_zero", "traversal_varies_every_dimension"),
+    tasks=(
+        _ae("kl_divergence", 2, description="KL(N(mu, exp(logvar)) || N(0, I)) per example in closed form; agrees "
+                                            "with a Monte Carlo estimate"),
+        _ae("kl_divergence_backward", 2, depends_on=("kl_divergence",), description="dmu and dlogvar of the KL"),
+        _ae("reparameterize", 1, description="z = mu + exp(logvar / 2) * eps"),
+        _ae("reparameterize_backward", 2, depends_on=("reparameterize",),
+            description="gradients to mu and logvar, none to the noise eps"),
+        _ae("bernoulli_log_likelihood", 2, description="log p(x | logits) summed over pixels, stable for logits of "
+                                                       "size 1e3"),
+        _ae("bernoulli_log_likelihood_backward", 2, depends_on=("bernoulli_log_likelihood",),
+            description="dlogits = x - sigmoid(logits), stable"),
+        _ae("elbo", 2, depends_on=("kl_divergence", "bernoulli_log_likelihood"),
+            description="log-likelihood minus KL per example, in nats"),
+        _ae("Autoencoder", 2, module="models", description="encoder and decoder MLPs: codes and logits on the "
+                                                           "model's own weights"),
+        _ae("Autoencoder.reconstruction_loss", 1, module="models",
+            description="cross-entropy summed over pixels, averaged over the batch, stable"),
+        _ae("VAE", 3, module="models", category="generative", depends_on=("autoencoders.VAE.reparameterize",),
+            description="encoder to (mu, logvar), Bernoulli decoder logits, forward through one sample"),
+        _ae("VAE.reparameterize", 2, module="models", category="generative",
+            description="fresh N(0, I) noise per entry, z distributed as N(mu, exp(logvar)), gradients to mu and "
+                        "logvar"),
+        _ae("VAE.negative_elbo", 3, module="models", category="generative",
+            description="reconstruction + beta * KL: sums over pixels and latent dimensions, mean over the batch"),
+        _ae("importance_weighted_bound", 3, module="models", category="generative", depends_on=_VAE_PARTS,
+            description="the K-sample bound with a log-sum-exp, for given or fresh noise"),
+        _ae("train", 4, module="models", category="generative",
+            depends_on=("Autoencoder", "autoencoders.Autoencoder.reconstruction_loss",
+                        "autoencoders.VAE.negative_elbo", "importance_weighted_bound") + _VAE_PARTS,
+            description="Adam on both models: reconstruction and negative-ELBO bars on MNIST; the trained VAE's "
+                        "importance-weighted bound is no worse than its ELBO"),
+        _ae("plot_latent_traversal", 3, module="plots", category="visualization",
+            description="a grid of decoded images: one latent dimension varied, the others fixed"),
+        _ae("plot_latent_scatter", 2, module="plots", category="visualization",
+            description="the encoder means in the plane of two latent dimensions, one colour per class"),
+        _ae("plot_reconstructions", 2, module="plots", category="visualization",
+            description="inputs above their reconstructions from the mean code"),
+        _ae("beta_sweep", 3, category="generative", kind="manual",
+            description="reconstruction against KL across beta, from your sweep (instructor graded)"),
+        _ae("written_explanation", 3, category="generative", kind="manual",
+            description="the ELBO, the reparameterisation trick, the latent space and sampling (instructor graded)"),
+    ),
+    bars=(_MNIST_AE, _MNIST_VAE),
+)
+
+def _gan(fn: str, points: float, module: str = "gan_pytorch", category: str = "generative", **kw) -> Task:
+    return _task("gan", fn, points, module, category, **kw)
+
+
+# The short GAN run of the grader: the student's discriminator(), generator() at width hidden_dim = 256 (four times
+# cheaper than CS231n's 1024), losses, steps, optimizer and training loop, 800 Adam steps of
+# 64 images (4 epochs of the first 12,800 MNIST training images), then 2,000 samples, scored in the grader against
+# the first 2,000 test images by toolkit.image_metrics (FID on the course classifier's features, through
+# torchmetrics; class coverage = classes predicted for at least 5 % of the samples). For scale: the training
+# images score FID 12, uniform noise 685, a generator that has collapsed onto one blob 400-470 with coverage 0.1.
+# Calibration through the grader (one thread, grading seeds of calibration seeds 0-4): FID 97.4, 103.1, 141.3,
+# 118.3, 117.9 and coverage 0.6, 0.7, 0.4, 0.6, 0.7; eight more reference runs at other seeds gave FID 96-167 and
+# coverage 0.4-0.8 (GAN training is noisy). So the bars are FID <= 250 (margin 50) and coverage >= 0.3, with a
+# margin of 0.05, i.e. one class, as coverage moves in steps of 0.1. About 20 s CPU per run (up to 100 s on a
+# loaded machine, hence the budget).
+_MNIST_GAN = TrainingBar(
+    model="gan", task="gan.train", metric="fid", higher_is_better=False, bar=250.0, dataset="mnist",
+    train_size=12_800, test_size=2_000, margin=50.0, time_budget_s=150.0,
+    settings=dict(num_epochs=4, batch_size=64, noise_size=96, hidden_dim=256, num_samples=2_000))
+# the public suite runs the same training: shorter runs are still collapsed onto a few blobs (after 100 steps FID
+# 445-465 and coverage 0.1, which every generator reaches), so they could not tell a student anything
+_MNIST_GAN_MODES = dataclasses.replace(
+    _MNIST_GAN, model="gan_modes", metric="class_coverage", higher_is_better=True, bar=0.3, margin=0.05)
+
+# What the training loop calls (the grader's run goes through all of them).
+_GAN_CALLS = ("sample_noise", "discriminator", "generator", "get_optimizer", "discriminator_loss", "generator_loss",
+              "ls_discriminator_loss", "ls_generator_loss", "gradient_penalty", "discriminator_step", "generator_step")
+
+GAN = Topic(
+    slug="gan",
+    title="Generative adversarial networks: losses, label smoothing, gradient penalty, offline FID and IS",
+    modules=("gan_pytorch", "dcgan", "plots"),
+    notebook="gan.ipynb",
+    torch_modules=("gan_pytorch", "dcgan", "plots"),
+    datasets=("mnist", "fashion_mnist"),
+    # the short training run (about 20 s CPU on one core) dominates the torch worker's time
+    torch_limits=Limits(memory_mb=8192, wall_s=240.0, call_s=60.0, import_s=60.0, cpu_s=300),
+    min_mutants=10,
+    demo_mutants=("gan_smoothing_on_fake_labels", "gan_penalty_no_create_graph", "gan_grid_transposed"),
+    tasks=(
+        _gan("sample_noise", 1, description="uniform noise in (-1, 1), seeded"),
+        _gan("discriminator", 1, description="the MLP discriminator 784-256-256-1, LeakyReLU 0.01"),
+        _gan("generator", 1, description="the MLP generator L-H-H-784 (H = 1024 by default), ReLU, tanh"),
+        _gan("build_dc_classifier", 1, module="dcgan", description="the DCGAN discriminator (extension): layers and output shape"),
+        _gan("build_dc_generator", 1, module="dcgan", description="the DCGAN generator (extension): layers, output in [-1, 1]"),
+        _gan("get_optimizer", 1, description="Adam, learning rate 1e-3, betas (0.5, 0.999)"),
+        _gan("discriminator_loss", 3, description="BCE of real logits against real_label plus fake against 0; "
+                                                  "one-sided smoothing; (N,) or (N, 1); stable at 1e3"),
+        _gan("generator_loss", 2, description="the non-saturating loss, stable at 1e3"),
+        _gan("ls_discriminator_loss", 1, description="least-squares discriminator loss"),
+        _gan("ls_generator_loss", 1, description="least-squares generator loss"),
+        _gan("gradient_penalty", 3, description="WGAN-GP at interpolates, per-example norms; its gradient reaches "
+                                                "D's parameters (create_graph)"),
+        _gan("discriminator_step", 2, depends_on=("discriminator_loss", "ls_discriminator_loss", "gradient_penalty"),
+             description="one D update: fakes detached from G, smoothing and penalty"),
+        _gan("generator_step", 2, depends_on=("generator_loss", "ls_generator_loss"),
+             description="one G update: gradients through D, none stored on D"),
+        _gan("train", 4, depends_on=_GAN_CALLS,
+             description="the training loop's history, and a short MNIST run reaching the FID and class-coverage "
+                         "bars"),
+        _gan("sample_grid", 2, module="plots", category="visualization",
+             description="a grid of the generator's samples for given noise, images equal to G(z)"),
+        _gan("written_analysis", 3, category="comparative", kind="manual",
+             description="training dynamics, mode collapse and the tricks, from your curves and metrics table "
+                         "(instructor graded)"),
+    ),
+    bars=(_MNIST_GAN, _MNIST_GAN_MODES),
+)
+
 TOLERANCES = Tolerances()
 
 # All topics of the course, in teaching order (autoencoders and gan follow).
 # Listing a topic here is what puts it into release/, the tests and CI: a topic is listed once its calibration,
 # mutant and nbgrader runs are verified.
-TOPICS: tuple[Topic, ...] = (FEEDFORWARD, BACKPROP, CNN, RNN, ATTENTION)
+TOPICS: tuple[Topic, ...] = (FEEDFORWARD, BACKPROP, CNN, RNN, AUTOENCODERS, GAN, ATTENTION)
 
 # The fixed folder names of all seven topics (a submission folder for a topic uses the same name).
 TOPIC_SLUGS: tuple[str, ...] = ("feedforward", "backprop", "cnn", "rnn", "autoencoders", "gan", "attention")

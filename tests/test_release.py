@@ -39,6 +39,24 @@ def test_lint_catches_leaks(tmp_path, plant, expect):
     assert any(expect in p for p in release.lint(copy)), release.lint(copy)
 
 
+def test_lint_flags_only_lines_unique_to_solution_regions(tmp_path):
+    """A line that is also written outside a solution region (here in the same file) ships in the stub and is not a
+    leak; a line found only inside a region is."""
+    repo, rel = tmp_path / "repo", tmp_path / "release"
+    src = ("def f(x):\n    total = x.sum(axis=0)  # also provided outside\n    ### BEGIN SOLUTION\n"
+           "    total = x.sum(axis=0)  # also provided outside\n    y = total * secret_factor(x)\n"
+           "    ### END SOLUTION\n    return y\n")
+    (repo / "solutions" / "t").mkdir(parents=True)
+    (repo / "autograder" / "hidden").mkdir(parents=True)
+    (repo / "solutions" / "t" / "m.py").write_text(src)
+    (rel / "t").mkdir(parents=True)
+    (rel / "t" / "m.py").write_text(release.make_stub(src, "t"))
+    assert "total = x.sum(axis=0)" in (rel / "t" / "m.py").read_text()
+    assert release.lint(rel, repo) == []
+    (rel / "t" / "m.py").write_text(release.make_stub(src, "t") + "\n    y = total * secret_factor(x)\n")
+    assert any("y = total * secret_factor(x)" in p for p in release.lint(rel, repo))
+
+
 def test_stub_generation():
     src = ('def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    y = x + 1\n    ### END SOLUTION\n    return y\n\n'
            'class A:\n    def g(self):\n        if True:\n            ### BEGIN SOLUTION\n            return 1\n'

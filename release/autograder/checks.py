@@ -208,6 +208,13 @@ class Context:
         bar = self.topic.bar(model)
         return bar.public if not self.hidden and bar.public is not None else bar
 
+    @property
+    def device(self) -> str:
+        """Where the student's torch code runs ("cpu", or "cuda" under `dlcore grade --device cuda`). The torch
+        worker makes it torch's default device and every value comes back as NumPy, compared in float64 here, so
+        checks need not move anything; they may read it to report or to size a run."""
+        return getattr(self.session, "device", None) or "cpu"
+
     def metric(self, name: str, value: float) -> None:
         """Record a measured value (e.g. a trained model's accuracy) in the result, for calibration and reports."""
         self.metrics[name] = float(value)

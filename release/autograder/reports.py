@@ -64,6 +64,7 @@ def gradescope(tr: R.TopicResult, visibility: str = "after_published") -> dict:
             "output": summary, "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"dlcore": {"student": tr.student, "topic": tr.topic, "fingerprint": tr.fingerprint,
                                       "notes": tr.notes, "seconds": tr.seconds, "sandbox": tr.sandbox,
+                                      "device": tr.device,
                                       "student_seconds": tr.student_seconds,
                                       "results": [r.to_json() for r in tr.results]}}}
 
@@ -75,7 +76,8 @@ def read_topic_result(path: Path) -> R.TopicResult | None:
         return R.TopicResult(student=data["student"], topic=data["topic"],
                              results=[R.CheckResult.from_json(r) for r in data["results"]], notes=data["notes"],
                              fingerprint=data["fingerprint"], seconds=data["seconds"],
-                             student_seconds=data.get("student_seconds", 0.0), sandbox=data.get("sandbox", ""))
+                             student_seconds=data.get("student_seconds", 0.0), sandbox=data.get("sandbox", ""),
+                             device=data.get("device", ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -19,6 +19,7 @@ importable, the repository invisible); otherwise "plain", which `dlcore grade` r
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import select
 import shlex
@@ -198,7 +199,7 @@ def _closed_ancestor(path: str) -> str | None:
     return None
 
 
-def _plain_root_prefix(tmp: Path) -> list[str]:
+def _plain_root_prefix(tmp: Path, extra: list[str]) -> list[str]:
     """As root without bubblewrap: `unshare -n` (no network) before the privilege drop.
 
     A Python that lives under a folder nobody may enter (pyenv under /root, mode 0700) would not start as
@@ -208,7 +209,7 @@ def _plain_root_prefix(tmp: Path) -> list[str]:
     if not shutil.which("unshare"):
         return []
     needed = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)),
-                     *_site_dirs(), str(WORKER_SCRIPT)})
+                     *_site_dirs(), *extra})
     needed = [p for p in needed if os.path.exists(p)
               and not any(p != q and Path(p).is_relative_to(q) for q in needed)]  # outermost only
     closed: dict[str, list[str]] = {}
@@ -234,6 +235,95 @@ def _plain_root_prefix(tmp: Path) -> list[str]:
             "dlcore"]
 
 
+def confine(python_args: list[str], limits: Limits, mode: str, *, mounts: list[tuple[str, str, bool]],
+            chdir: str, banned: tuple[str, ...] = (), plain_tmp: Path | None = None) -> tuple[list[str], str | None]:
+    """The command that runs `python PYTHON_ARGS` confined: [join a pids cgroup] prlimit [bwrap | unshare]
+    [setpriv, as root]. Returns it and the pids cgroup it joins (None where none could be made; the caller
+    removes it with `release_cgroup` once the process is gone).
+
+    mounts: (source, destination, writable) shown inside bubblewrap besides the system and Python folders; in the
+    plain mode the paths are used as they are, so pass destinations equal to sources where both modes are used.
+    """
+    is_root = os.geteuid() == 0
+    prlimit = [_tool("prlimit"), f"--as={limits.memory_mb << 20}", f"--cpu={limits.cpu_s}",
+               f"--fsize={limits.fsize_mb << 20}", "--nofile=256", "--core=0"] if shutil.which("prlimit") else []
+    cgroup = _pids_cgroup(limits.nproc) if is_root else None
+    if prlimit and cgroup is None:  # binds once the process is not root (always, after the drop below)
+        prlimit.append(f"--nproc={limits.nproc}")
+    drop = [_tool("setpriv"), *DROP_ROOT] if is_root else []
+    if mode == "bwrap":
+        cmd = [_tool("bwrap"), "--die-with-parent", "--new-session"]
+        if is_root:
+            # No user namespace: as root one would map the sandbox user to the real root outside. bwrap makes
+            # the mounts as root, then setpriv (after "--") turns the process into nobody without capabilities.
+            cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                    "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+        else:  # unprivileged: a user namespace maps this (already unprivileged) user to 65534 inside
+            cmd += ["--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY), "--proc", "/proc", "--dev",
+                    "/dev", "--tmpfs", "/tmp"]
+        mounted = [d for d in ("/usr", "/bin", "/lib", "/lib64", "/etc") if os.path.exists(d)]
+        for d in mounted:
+            cmd += ["--ro-bind", d, d]
+        made: set[Path] = set()
+
+        def parents(dest: str) -> list[str]:
+            # bwrap as root makes missing parents 0700, so nobody could not reach a prefix under /root
+            out = []
+            for parent in reversed(Path(dest).parents[:-1]):
+                if is_root and parent not in made and not any(parent.is_relative_to(m) for m in mounted):
+                    out += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(parent)
+            return out
+
+        for d in _python_dirs():  # sorted: a prefix before the site-packages inside it
+            cmd += parents(d) + ["--ro-bind", d, d]
+            mounted.append(d)
+        for d in _banned_dirs(banned):
+            cmd += ["--tmpfs", d]  # the package's files do not exist for this process
+        for src, dest, writable in mounts:
+            cmd += parents(dest) + ["--bind" if writable else "--ro-bind", src, dest]
+        cmd += ["--chdir", chdir, "--"] + drop
+    else:
+        cmd = _plain_root_prefix(plain_tmp, [src for src, _, _ in mounts]) + drop if is_root else []
+    cmd = prlimit + (["--"] if prlimit else []) + cmd + [sys.executable, *python_args]
+    if cgroup:
+        cmd = [_tool("sh"), "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup] + cmd
+    return cmd, cgroup
+
+
+def release_cgroup(cgroup: str | None) -> None:
+    """SIGKILL whatever is left in a pids cgroup made by `confine`, then remove it."""
+    if not cgroup:
+        return
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs")) as f:
+            for pid in f.read().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    except OSError:
+        pass
+    for _ in range(50):
+        try:
+            os.rmdir(cgroup)
+            break
+        except OSError:
+            time.sleep(0.02)
+
+
+def gpu_access(cmd: list[str]) -> list[str]:
+    """A `confine` command changed for a worker whose torch code runs on CUDA: bubblewrap's fresh /dev gets the
+    NVIDIA device nodes, and the memory limit bounds the data segment (RLIMIT_DATA) instead of the address space,
+    since the CUDA driver reserves far more address space than any memory limit and does not start under
+    RLIMIT_AS. GPU memory itself is bounded only by the device."""
+    out = [f"--data={a[len('--as='):]}" if a.startswith("--as=") else a for a in cmd]
+    if "--dev" in out:
+        at = out.index("--dev") + 2  # after "--dev /dev"
+        out[at:at] = [a for node in sorted(glob.glob("/dev/nvidia*")) for a in ("--dev-bind", node, node)]
+    return out
+
+
 class Worker:
     """One sandboxed interpreter serving a private copy of some submission folders.
 
@@ -246,8 +336,9 @@ class Worker:
     """
 
     def __init__(self, folders: dict[str, Path], limits: Limits, banned: tuple[str, ...] = (),
-                 trusted: dict[str, Path] | None = None, mode: str | None = None):
+                 trusted: dict[str, Path] | None = None, mode: str | None = None, device: str | None = None):
         self.limits, self.banned = limits, banned
+        self.device = device  # "cuda[:i]": the worker may use the GPU (see gpu_access and set_device)
         self.mode = mode or sandbox_mode()
         self.tmp = Path(tempfile.mkdtemp(prefix="dlcore-sub-"))
         self.copy = self.tmp / "root"
@@ -276,47 +367,10 @@ class Worker:
     # -- life cycle -------------------------------------------------------------------------------
     def _command(self, python_args: list[str]) -> list[str]:
         """[join the pids cgroup] prlimit [bwrap | unshare] [setpriv, as root] python PYTHON_ARGS."""
-        lim = self.limits
-        is_root = os.geteuid() == 0
-        prlimit = [_tool("prlimit"), f"--as={lim.memory_mb << 20}", f"--cpu={lim.cpu_s}",
-                   f"--fsize={lim.fsize_mb << 20}", "--nofile=256", "--core=0"] if shutil.which("prlimit") else []
-        self.cgroup = _pids_cgroup(lim.nproc) if is_root else None
-        if prlimit and self.cgroup is None:  # binds once the worker is not root (always, after the drop below)
-            prlimit.append(f"--nproc={lim.nproc}")
-        drop = [_tool("setpriv"), *DROP_ROOT] if is_root else []
-        if self.mode == "bwrap":
-            cmd = [_tool("bwrap"), "--die-with-parent", "--new-session"]
-            if is_root:
-                # No user namespace: as root one would map the sandbox user to the real root outside. bwrap makes
-                # the mounts as root, then setpriv (after "--") turns the worker into nobody without capabilities.
-                cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
-            else:  # unprivileged: a user namespace maps this (already unprivileged) user to 65534 inside
-                cmd += ["--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY), "--proc", "/proc", "--dev",
-                        "/dev", "--tmpfs", "/tmp"]
-            cmd += ["--dir", "/opt/dlcore"]
-            mounted = [d for d in ("/usr", "/bin", "/lib", "/lib64", "/etc") if os.path.exists(d)]
-            for d in mounted:
-                cmd += ["--ro-bind", d, d]
-            made: set[Path] = set()
-            for d in _python_dirs():  # sorted: a prefix before the site-packages inside it
-                for parent in reversed(Path(d).parents[:-1]):
-                    # bwrap as root makes missing parents 0700, so nobody could not reach a prefix under /root
-                    if is_root and parent not in made and not any(parent.is_relative_to(m) for m in mounted):
-                        cmd += ["--perms", "0755", "--dir", str(parent)]
-                        made.add(parent)
-                cmd += ["--ro-bind", d, d]
-                mounted.append(d)
-            for d in _banned_dirs(self.banned):
-                cmd += ["--tmpfs", d]  # the package's files do not exist for this worker
-            cmd += ["--ro-bind", str(WORKER_SCRIPT), SANDBOX_WORKER, "--bind", str(self.copy), SANDBOX_ROOT,
-                    "--chdir", SANDBOX_ROOT, "--"] + drop
-        else:
-            cmd = _plain_root_prefix(self.tmp) + drop if is_root else []
-        cmd = prlimit + (["--"] if prlimit else []) + cmd + [sys.executable, *python_args]
-        if self.cgroup:
-            cmd = [_tool("sh"), "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + cmd
-        return cmd
+        cmd, self.cgroup = confine(python_args, self.limits, self.mode, banned=self.banned, chdir=SANDBOX_ROOT,
+                                   mounts=[(str(WORKER_SCRIPT), SANDBOX_WORKER, False),
+                                           (str(self.copy), SANDBOX_ROOT, True)], plain_tmp=self.tmp)
+        return gpu_access(cmd) if (self.device or "cpu").startswith("cuda") else cmd
 
     def _env(self) -> dict[str, str]:
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -326,6 +380,10 @@ class Worker:
         for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # needed for correct results on some CPUs
             if key in os.environ:
                 env[key] = os.environ[key]
+        if (self.device or "cpu").startswith("cuda"):  # the grader's choice of GPUs, else all of them
+            env.pop("CUDA_VISIBLE_DEVICES")
+            if "CUDA_VISIBLE_DEVICES" in os.environ:
+                env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         if self.mode == "plain":
             env["HOME"] = env["TMPDIR"] = str(self.home)
             env["MPLCONFIGDIR"] = str(self.home / "mpl")
@@ -388,23 +446,8 @@ class Worker:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        if self.cgroup:  # sweep anything that escaped the process group, then drop the cgroup
-            try:
-                with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
-                    for pid in f.read().split():
-                        try:
-                            os.kill(int(pid), signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-            except OSError:
-                pass
-            for _ in range(50):
-                try:
-                    os.rmdir(self.cgroup)
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            self.cgroup = None
+        release_cgroup(self.cgroup)  # sweep anything that escaped the process group
+        self.cgroup = None
         for fd in ("fd_to", "fd_from"):
             if hasattr(self, fd):
                 try:
@@ -565,6 +608,11 @@ class Worker:
     def release_all(self) -> None:
         """Forget every object kept in the worker (the end of a task)."""
         self.request({"op": "release", "all": True})
+
+    def set_device(self, device: str) -> None:
+        """Make `device` torch's default device in the worker, before any student module is imported (a torch
+        worker of `--device cuda`); raises StudentError with the reason if the worker's torch cannot use it."""
+        self.request({"op": "device", "device": device}, timeout=max(self.limits.import_s, 60.0))
 
 
 def _ignore_untrusted(folder: str, names: list[str], max_bytes: int) -> set[str]:

@@ -9,12 +9,16 @@ Wire format, both ways: an 8-byte big-endian length, then a 4-byte header length
 concatenated `.npy` blobs the header points into. Arrays are written with np.save and read with
 np.load(allow_pickle=False); nothing is ever pickled. In JSON values, {"__nd__": i} is array blob i,
 {"__h__": n} a handle to an object kept in the worker ({"__h__": n, "parent": true}: one the grader kept),
-{"__tuple__": [...]} a tuple, {"__dict__": [[k, v]]} a dict and {"__seedseq__": [entropy, spawn_key]} a NumPy
-SeedSequence. Student return values become plain floats, ints, strings and base-class float/int arrays here, so a
-returned ndarray subclass (with a lying __eq__, say) reaches the checker as a plain ndarray.
+{"__tuple__": [...]} a tuple (with "name" and "fields" for a named tuple, which the receiving side may rebuild as
+its own class of that name, see `decode`), {"__dict__": [[k, v]]} a dict and {"__seedseq__": [entropy, spawn_key]}
+a NumPy SeedSequence. Student return values become plain floats, ints, strings and base-class float/int arrays
+here, so a returned ndarray subclass (with a lying __eq__, say) reaches the checker as a plain ndarray.
 
 For isolated scoring the grader may replace some of the student's functions by proxies (op "patch"): a proxy's
-call sends {"callback": name, "args", "kwargs"} to the grader mid-call and waits for the reference's result.
+call sends {"callback": name, "args", "kwargs"} to the grader mid-call and waits for the reference's result. A
+proxy called with a live object of the student's (a model, a function: something that would cross as a handle) runs
+the student's own function instead, since the reference cannot use an object that stays in the sandbox; it tells
+the grader once per function ({"callback": name, "unreplaced": true}), so the score's note can say so.
 """
 from __future__ import annotations
 
@@ -99,19 +103,26 @@ def blob_to_array(blob: bytes):
     return a
 
 
-def decode(value, blobs: list[bytes], resolve):
-    """JSON value -> Python value; `resolve(n)` turns a handle number into its object (or proxy)."""
+def decode(value, blobs: list[bytes], resolve, named=None):
+    """JSON value -> Python value; `resolve(n)` turns a handle number into its object (or proxy).
+
+    `named(name, fields)` returns the class to rebuild a named tuple with (e.g. the receiving module's own
+    LSTMCache), or None for a plain tuple; without it every tuple arrives plain (what the checker gets).
+    """
     if isinstance(value, list):
-        return [decode(v, blobs, resolve) for v in value]
+        return [decode(v, blobs, resolve, named) for v in value]
     if isinstance(value, dict):
         if "__nd__" in value:
             return blob_to_array(blobs[value["__nd__"]])
         if "__h__" in value:
             return resolve(value)
         if "__tuple__" in value:
-            return tuple(decode(v, blobs, resolve) for v in value["__tuple__"])
+            items = tuple(decode(v, blobs, resolve, named) for v in value["__tuple__"])
+            fields, name = value.get("fields"), value.get("name")
+            cls = named(name, tuple(fields)) if named and isinstance(fields, list) and isinstance(name, str) else None
+            return cls(*items) if cls is not None and len(cls._fields) == len(items) else items
         if "__dict__" in value:
-            return {k: decode(v, blobs, resolve) for k, v in value["__dict__"]}
+            return {k: decode(v, blobs, resolve, named) for k, v in value["__dict__"]}
         if "__seedseq__" in value:  # a NumPy SeedSequence, rebuilt from its entropy and spawn key
             import numpy as np
 
@@ -145,7 +156,11 @@ def encode(value, blobs: list[bytes], keep, depth: int = 0):
     if type(value).__name__ == "Figure" and type(value).__module__.startswith("matplotlib"):
         return encode(figure_data(value), blobs, keep, depth + 1)
     if isinstance(value, tuple):
-        return {"__tuple__": [encode(v, blobs, keep, depth + 1) for v in value]}
+        encoded = {"__tuple__": [encode(v, blobs, keep, depth + 1) for v in value]}
+        fields = getattr(type(value), "_fields", None)  # a named tuple (a cache, say): its names travel too
+        if isinstance(fields, tuple) and len(fields) == len(value) and all(type(f) is str for f in fields):
+            encoded.update(name=type(value).__name__, fields=list(fields))
+        return encoded
     if isinstance(value, list):
         return [encode(v, blobs, keep, depth + 1) for v in value]
     if isinstance(value, dict) and all(type(k) is str for k in value):
@@ -627,7 +642,7 @@ class Worker:
             module_name, _, attr = name.rpartition(".")
             module = __import__(module_name, fromlist=[attr])
             original = getattr(module, attr)
-            proxy = self._proxy(name)
+            proxy = self._proxy(name, original)
             setattr(module, attr, proxy)
             for mod in list(sys.modules.values()):
                 path = os.path.realpath(getattr(mod, "__file__", None) or "/")
@@ -635,18 +650,36 @@ class Worker:
                     _replace_bindings(vars(mod), original, proxy)
         return {}, []
 
-    def _proxy(self, name: str):
+    def _proxy(self, name: str, original):
         worker = self
+        module_name = name.rpartition(".")[0]
+        unreplaced = []  # [True] once the grader has been told that this function kept the student's code
+
+        def keep_live(obj, live):
+            handle = worker.keep(obj)
+            if not isinstance(obj, ParentObject):
+                live.append(handle["__h__"])
+            return handle
 
         def reference(*args, **kwargs):  # the grader runs the reference and sends back only its result
             blobs: list[bytes] = []
-            request = {"callback": name, "args": [encode(a, blobs, worker.keep) for a in args],
-                       "kwargs": encode(kwargs, blobs, worker.keep)}
+            live: list[int] = []  # handles of the student's own objects among the arguments
+            request = {"callback": name, "args": [encode(a, blobs, lambda o: keep_live(o, live)) for a in args],
+                       "kwargs": encode(kwargs, blobs, lambda o: keep_live(o, live))}
+            if live:  # e.g. a training loop given the student's model: the reference cannot drive a sandbox object
+                for n in live:
+                    worker.objects.pop(n, None)
+                if not unreplaced:
+                    write_message(worker.fd_out, {"callback": name, "unreplaced": True}, [])
+                    read_message(worker.fd_in)
+                    unreplaced.append(True)
+                return original(*args, **kwargs)
             write_message(worker.fd_out, request, blobs)
             reply, reply_blobs = read_message(worker.fd_in)
             if not reply.get("ok"):
                 raise RuntimeError(f"the grader's reference {name} failed on these arguments: {reply.get('error')}")
-            return decode(reply.get("value"), reply_blobs, worker.resolve)
+            return decode(reply.get("value"), reply_blobs, worker.resolve,
+                          lambda cls_name, fields: _named_tuple(module_name, cls_name, fields))
 
         reference.__name__ = reference.__qualname__ = name.rpartition(".")[2]
         return reference
@@ -670,6 +703,30 @@ class Worker:
         if "torch" in sys.modules:
             sys.modules["torch"].manual_seed(seed)
         return {}, []
+
+    def op_device(self, header, blobs):
+        """Run the student's torch code on `device` (`dlcore grade --device cuda`), sent before any student module
+        is imported: it becomes torch's default device, so the models and tensors the student's code makes live
+        there. TF32 stays off (float32 means float32, as on the CPU); `Tensor.numpy()` and `torch.from_numpy` move
+        between the device and the CPU, so code written for the CPU (`scores.numpy()`) runs unchanged. Every value
+        still comes back to the grader as a NumPy array, compared in float64 as on the CPU."""
+        import torch
+
+        device = str(header["device"])
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"--device {device} requested but torch.cuda.is_available() is False in the "
+                               f"sandboxed worker (are the /dev/nvidia* devices visible?)")
+        torch.set_default_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        to_numpy, from_numpy = torch.Tensor.numpy, torch.from_numpy
+
+        def numpy(tensor, *, force=False):
+            return to_numpy(tensor.cpu() if tensor.device.type != "cpu" else tensor, force=force)
+
+        torch.Tensor.numpy = numpy
+        torch.from_numpy = lambda array: from_numpy(array).to(torch.get_default_device())
+        return {"value": str(torch.get_default_device())}, []
 
     def op_modules(self, header, blobs):
         """Banned top-level packages the student's code used (a stand-in raised, an import was refused) or
@@ -713,6 +770,21 @@ class Worker:
                 write_message(self.fd_out, reply, out_blobs)
             except (TypeError, ValueError) as exc:  # a value that cannot be encoded is a bad return
                 write_message(self.fd_out, {"ok": False, "error": self.describe(exc)}, [])
+
+
+def _named_tuple(module_name: str, name: str, fields: tuple):
+    """The class a named tuple from the grader's reference becomes here: the student module's own class of that
+    name when it has the same fields (so `isinstance` and attribute access behave as in the student's code), else
+    a named tuple made here with those fields."""
+    import collections
+
+    cls = getattr(sys.modules.get(module_name), name, None)
+    if isinstance(cls, type) and issubclass(cls, tuple) and getattr(cls, "_fields", None) == fields:
+        return cls
+    try:
+        return collections.namedtuple(name, fields)
+    except (TypeError, ValueError):  # names that are not identifiers: the tuple arrives plain
+        return None
 
 
 def _replace_bindings(namespace: dict, original, proxy) -> None:

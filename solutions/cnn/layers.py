@@ -143,16 +143,25 @@ def conv_forward_fast(x, w, b, conv_param):
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     H_out, W_out = conv_output_shape(H, W, HH, WW, stride, pad)
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    # columns laid out (N, C*HH*WW, H'*W'): each copy below is contiguous along W', and the batched product
-    # (F, C*HH*WW) @ (N, C*HH*WW, H'*W') lands directly in the (N, F, H', W') layout, with no transpose
-    cols = np.empty((N, C, HH, WW, H_out, W_out), dtype=x.dtype)
-    for k in range(HH):
-        for l in range(WW):
-            cols[:, :, k, l] = x_pad[:, :, k:k + stride * H_out:stride, l:l + stride * W_out:stride]
-    cols = cols.reshape(N, C * HH * WW, H_out * W_out)
-    out = (w.reshape(F, -1) @ cols).reshape(N, F, H_out, W_out) + b.reshape(1, F, 1, 1)
-    cache = (x.shape, w, stride, pad, cols)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    # Output rows are computed Wg wide. At stride 1, Wg = Wp: one kernel offset of a whole row of outputs is then a
+    # contiguous run of the flattened padded image, so the im2col copy moves long runs; the Wp - W_out extra
+    # columns of each row are junk, computed and dropped (and given zero gradient in the backward pass).
+    Wg = Wp if stride == 1 else W_out
+    x_pad = np.zeros((N, C, (Hp + 1) * Wp), dtype=x.dtype)  # flattened rows, one spare row for the junk reads
+    x_pad[:, :, :Hp * Wp].reshape(N, C, Hp, Wp)[:, :, pad:pad + H, pad:pad + W] = x
+    # windows[c, k, l, n, i, j] = x_pad[n, c, (i * stride + k) * Wp + j * stride + l]: a view, nothing copied
+    steps = (x_pad.shape[2], Wp, 1, C * x_pad.shape[2], stride * Wp, stride)  # strides in elements
+    windows = np.lib.stride_tricks.as_strided(x_pad, (C, HH, WW, N, H_out, Wg), [x.itemsize * s for s in steps])
+    # examples per chunk, so that a chunk's columns (about 2 MiB) stay in cache between the copy and the GEMM
+    m = max(1, (1 << 21) // (C * HH * WW * H_out * Wg * x.itemsize))
+    out = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
+    w_flat = w.reshape(F, -1)  # (F, C*HH*WW)
+    cache = (x_pad, w, conv_param, x.shape)
+    for n in range(0, N, m):  # one im2col copy and one GEMM per chunk of m examples
+        cols = windows[:, :, :, n:n + m].reshape(C * HH * WW, -1)  # (C*HH*WW, m*H'*Wg), a copy
+        prod = (w_flat @ cols).reshape(F, -1, H_out, Wg)  # (F, m, H', Wg)
+        np.add(prod[..., :W_out].transpose(1, 0, 2, 3), b.reshape(1, F, 1, 1), out=out[n:n + m])
     ### END SOLUTION
     return out, cache
 
@@ -167,20 +176,36 @@ def conv_backward_fast(dout, cache):
         dx: (N, C, H, W).  dw: (F, C, HH, WW).  db: (F,).
     """
     ### BEGIN SOLUTION
-    x_shape, w, stride, pad, cols = cache
-    N, C, H, W = x_shape
+    x_pad, w, conv_param, (N, C, H, W) = cache
+    stride, pad = conv_param["stride"], conv_param["pad"]
     F, _, HH, WW = w.shape
     H_out, W_out = dout.shape[2:]
-    dout_flat = dout.reshape(N, F, H_out * W_out)  # (N, F, H'*W')
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    Wg = Wp if stride == 1 else W_out  # the forward's row width (junk columns at stride 1)
+    dtype = np.result_type(dout, w, x_pad)
+    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
+    shape = (C, HH, WW, N, H_out, Wg)
+    steps = (x_pad.shape[2], Wp, 1, C * x_pad.shape[2], stride * Wp, stride)  # as in the forward pass
+    windows = np.lib.stride_tricks.as_strided(x_pad, shape, [x_pad.itemsize * s for s in steps])
+    # the same windows of dx_pad: they overlap across kernel offsets, but each += below touches distinct elements
+    dx_windows = np.lib.stride_tricks.as_strided(dx_pad, shape, [dx_pad.itemsize * s for s in steps])
+    m = max(1, (1 << 21) // (C * HH * WW * H_out * Wg * x_pad.itemsize))
+    g = np.zeros((F, min(m, N), H_out, Wg), dtype=dout.dtype)  # dout in the columns' layout; junk columns stay 0
+    dw = np.zeros((F, C * HH * WW), dtype=dtype)
+    w_cols = w.reshape(F, -1).T  # (C*HH*WW, F)
+    for n in range(0, N, m):
+        k_n = min(m, N - n)
+        cols = windows[:, :, :, n:n + m].reshape(C * HH * WW, -1)  # recomputed: cheaper than keeping them
+        g[:, :k_n, :, :W_out] = dout[n:n + m].transpose(1, 0, 2, 3)
+        g_flat = g[:, :k_n].reshape(F, -1)  # (F, m*H'*Wg)
+        dw += g_flat @ cols.T  # the weights are shared by all positions, so their gradients add up
+        dcols = (w_cols @ g_flat).reshape(C, HH, WW, k_n, H_out, Wg)
+        for k in range(HH):  # col2im: scatter every kernel offset back; windows overlap when stride < kernel
+            for l in range(WW):
+                dx_windows[:, k, l, n:n + m] += dcols[:, k, l]
     db = dout.sum(axis=(0, 2, 3))  # (F,)
-    dw = (dout_flat @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)  # sum_n (F, P) @ (P, C*HH*WW)
-    dcols = (w.reshape(F, -1).T @ dout_flat).reshape(N, C, HH, WW, H_out, W_out)
-    # col2im: scatter every kernel offset back; windows overlap when stride < kernel, hence +=
-    dx_pad = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
-    for k in range(HH):
-        for l in range(WW):
-            dx_pad[:, :, k:k + stride * H_out:stride, l:l + stride * W_out:stride] += dcols[:, :, k, l]
-    dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
+    dw = dw.reshape(w.shape)
+    dx = dx_pad[:, :, :Hp * Wp].reshape(N, C, Hp, Wp)[:, :, pad:pad + H, pad:pad + W]
     ### END SOLUTION
     return dx, dw, db
 
@@ -250,11 +275,14 @@ def max_pool_forward_fast(x, pool_param):
     ### BEGIN SOLUTION
     N, C, H, W = x.shape
     H_out, W_out = conv_output_shape(H, W, ph, pw, stride, 0)
-    out = x[:, :, :stride * H_out:stride, :stride * W_out:stride].copy()  # offset (0, 0) of every window
-    for k in range(ph):
-        for l in range(pw):
-            if k or l:
-                np.maximum(out, x[:, :, k:k + stride * H_out:stride, l:l + stride * W_out:stride], out=out)
+    # the max is separable: first over the PH rows of each window, on whole rows (contiguous, fast), then over the
+    # PW columns, on an array PH times smaller (strided, slower per element)
+    rows = x[:, :, :stride * H_out:stride].copy()  # (N, C, H', W): row 0 of every window
+    for k in range(1, ph):
+        np.maximum(rows, x[:, :, k:k + stride * H_out:stride], out=rows)
+    out = rows[:, :, :, :stride * W_out:stride].copy()  # (N, C, H', W'): column 0 of every window
+    for l in range(1, pw):
+        np.maximum(out, rows[:, :, :, l:l + stride * W_out:stride], out=out)
     cache = (x, out, ph, pw, stride)
     ### END SOLUTION
     return out, cache
@@ -271,8 +299,10 @@ def max_pool_backward_fast(dout, cache):
     ### BEGIN SOLUTION
     x, out, ph, pw, stride = cache
     H_out, W_out = out.shape[2:]
-    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
     overlap = stride < ph or stride < pw  # then one input can be in several windows
+    tiled = stride == ph == pw and stride * H_out == x.shape[2] and stride * W_out == x.shape[3]
+    # tiled windows cover every input exactly once, so every element of dx is written below: no need to zero it
+    dx = (np.empty if tiled else np.zeros)(x.shape, dtype=np.result_type(x, dout))
     pending = np.ones(out.shape, dtype=bool)  # (N, C, H', W'): windows whose maximum is not found yet
     # visiting offsets in row-major window order and closing a window at its first hit gives torch's tie rule
     for k in range(ph):
