@@ -97,9 +97,7 @@ def launch(connection_file: str, extra: list[str]) -> int:
             for path in (private, conn):
                 os.chown(path, sandbox.NOBODY, sandbox.NOBODY)
         for key in PORTS:              # nbgrader connects to IP-PORT: lead it to the socket the kernel makes
-            link = f"{info['ip']}-{info[key]}"
-            if os.path.lexists(link):
-                os.unlink(link)
+            link = f"{info['ip']}-{info[key]}"  # jupyter_client chose a port whose path is free: never take another's
             os.symlink(f"{inner['ip']}-{info[key]}", link)
         data = os.environ.get("DLCORE_DATA", "")
         mounts = [(str(EDITION), str(EDITION), False), (str(student), str(student), False),
@@ -109,12 +107,9 @@ def launch(connection_file: str, extra: list[str]) -> int:
         cmd, cgroup = sandbox.confine(["-B", "-m", "ipykernel_launcher", "-f", str(conn), *extra],
                                       course_config.NOTEBOOK_KERNEL_LIMITS, mode, mounts=mounts, chdir=str(work),
                                       plain_tmp=private)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(private), "TMPDIR": str(private), "LANG": "C.UTF-8",
-               "PYTHONPATH": str(EDITION), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-               "MPLCONFIGDIR": str(private / "mpl"), "IPYTHONDIR": str(private / "ipython"),
-               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "CUDA_VISIBLE_DEVICES": "", "DLCORE_SANDBOX": "plain",  # check() cells: workers inside this sandbox
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        env = sandbox.scrubbed_env(str(private))
+        env.update(PYTHONPATH=str(EDITION), IPYTHONDIR=str(private / "ipython"), PYDEVD_DISABLE_FILE_VALIDATION="1",
+                   DLCORE_SANDBOX="plain")  # check() cells: their workers run inside this sandbox
         if data:
             env["DLCORE_DATA"] = os.path.realpath(data)
         child = subprocess.Popen(cmd, env=env, cwd=str(work), stdin=subprocess.DEVNULL)
@@ -128,7 +123,7 @@ def launch(connection_file: str, extra: list[str]) -> int:
         sandbox.release_cgroup(cgroup)
         for key in PORTS:
             link = f"{info['ip']}-{info[key]}"
-            if os.path.islink(link):
+            if os.path.islink(link) and os.readlink(link).startswith(str(private)):
                 os.unlink(link)
         shutil.rmtree(private, ignore_errors=True)
 

@@ -290,6 +290,18 @@ def confine(python_args: list[str], limits: Limits, mode: str, *, mounts: list[t
     return cmd, cgroup
 
 
+def scrubbed_env(home: str) -> dict[str, str]:
+    """The environment of confined student code: nothing of the grader's but what correct results need, one
+    BLAS thread, no GPU; HOME, TMPDIR and matplotlib's cache in `home`."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": os.path.join(home, "mpl"), "OPENBLAS_NUM_THREADS": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # needed for correct results on some CPUs
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
 def release_cgroup(cgroup: str | None) -> None:
     """SIGKILL whatever is left in a pids cgroup made by `confine`, then remove it."""
     if not cgroup:
@@ -372,13 +384,8 @@ class Worker:
         return gpu_access(cmd) if (self.device or "cpu").startswith("cuda") else cmd
 
     def _env(self) -> dict[str, str]:
-        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-               "MPLCONFIGDIR": "/tmp/mpl", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-        for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # needed for correct results on some CPUs
-            if key in os.environ:
-                env[key] = os.environ[key]
+        env = scrubbed_env("/tmp")
+        env["MPLBACKEND"] = "Agg"
         if (self.device or "cpu").startswith("cuda"):  # the grader's choice of GPUs, else all of them
             env.pop("CUDA_VISIBLE_DEVICES")
             if "CUDA_VISIBLE_DEVICES" in os.environ:
