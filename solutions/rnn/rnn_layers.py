@@ -228,16 +228,20 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None):
     ### BEGIN SOLUTION
     # Feature-major buffers (T, ., N): the gates i, f, o, g of step t are four contiguous (H, N) blocks, so every
     # elementwise operation runs on contiguous memory (on the gate columns of an (N, 4H) array it is ~3x slower).
-    xw = np.matmul(Wx.T, x.transpose(1, 2, 0)) + b[:, None]  # (T, 4H, N): every input projection, before the loop
-    dtype = np.result_type(xw, h0, c0, Wh)
+    dtype = np.result_type(x, h0, c0, Wx, Wh, b)
+    # z_t = [x_t; h_{t-1}; 1] and W = [Wx; Wh; b] make a_t = W^T z_t a single GEMM per step, bias included
+    z = np.empty((T + 1, D + H + 1, N), dtype=dtype)
+    z[:T, :D] = x.transpose(1, 2, 0)
+    z[0, D:D + H] = h0.T
+    z[:, D + H] = 1
+    WT = np.ascontiguousarray(np.concatenate([Wx, Wh, b[None]]).T, dtype=dtype)  # (4H, D + H + 1)
     gates = np.empty((T, 4 * H, N), dtype=dtype)
-    hs, cs, tanh_cs = (np.empty((T, H, N), dtype=dtype) for _ in range(3))
-    WhT = np.ascontiguousarray(Wh.T)  # (4H, H), used T times
-    prev_h, prev_c = h0.T, c0.T  # (H, N)
+    cs, tanh_cs = (np.empty((T, H, N), dtype=dtype) for _ in range(2))
+    hs = z[1:, D:D + H]  # (T, H, N): h_t is written where step t + 1 reads it
+    prev_c = c0.T  # (H, N)
     for t in range(T):
         a = gates[t]  # (4H, N): the pre-activation, then (in place) the activated gates
-        np.matmul(WhT, prev_h, out=a)
-        a += xw[t]
+        np.matmul(WT, z[t], out=a)
         sigmoid(a[:3 * H], out=a[:3 * H])  # i, f and o in one call
         np.tanh(a[3 * H:], out=a[3 * H:])  # g
         i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
@@ -245,7 +249,7 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None):
         cs[t] += i * g  # c_t = f * c_{t-1} + i * g
         np.tanh(cs[t], out=tanh_cs[t])
         np.multiply(o, tanh_cs[t], out=hs[t])  # h_t = o * tanh(c_t)
-        prev_h, prev_c = hs[t], cs[t]
+        prev_c = cs[t]
     h = np.ascontiguousarray(hs.transpose(2, 0, 1))  # (N, T, H), contiguous for the layers above
     c, gates, tanh_c = (arr.transpose(2, 0, 1) for arr in (cs, gates, tanh_cs))  # (N, T, .) views
     ### END SOLUTION
@@ -267,31 +271,45 @@ def lstm_backward(dh, cache):
     N, T, H = h.shape
     ### BEGIN SOLUTION
     gs, cs, tanh_cs = (arr.transpose(1, 2, 0) for arr in (gates, c, tanh_c))  # feature-major (T, ., N), as built
-    dhs = np.ascontiguousarray(dh.transpose(1, 2, 0))  # (T, H, N)
     dtype = np.result_type(dh, h)
-    da = np.empty((T, 4 * H, N), dtype=dtype)  # gradient on each step's pre-activation a
+    i, f, o, g = gs[:, :H], gs[:, H:2 * H], gs[:, 2 * H:3 * H], gs[:, 3 * H:]  # (T, H, N) each
+    prev_c = np.concatenate([c0.T[None], cs[:-1]])  # (T, H, N): the cell state each step began with
+    # The local derivatives have no recurrence in them: computed for all steps at once, on big arrays, so the loop
+    # below only multiplies them by the gradients arriving through time.
+    local = np.empty((T, 4 * H, N), dtype=dtype)  # d a_t / d c_t for the blocks i, f, g; d a_t / d h_t for o
+    sig = gs[:, :3 * H]
+    np.multiply(sig, 1 - sig, out=local[:, :3 * H])  # the three sigmoids' derivatives at once
+    local[:, :H] *= g
+    local[:, H:2 * H] *= prev_c
+    local[:, 2 * H:3 * H] *= tanh_cs
+    np.multiply(i, 1 - g ** 2, out=local[:, 3 * H:])  # g, through its tanh
+    dc_dh = o * (1 - tanh_cs ** 2)  # (T, H, N): h_t = o * tanh(c_t)
+    dhs = np.ascontiguousarray(dh.transpose(1, 2, 0))  # (T, H, N)
+    da = np.empty((4 * H, T, N), dtype=dtype)  # gradient on each step's pre-activation a; (4H, T * N) for the GEMMs
     dprev_h = np.zeros((H, N), dtype=dtype)
     dprev_c = np.zeros((H, N), dtype=dtype)
     for t in reversed(range(T)):
-        i, f, o, g = gs[t, :H], gs[t, H:2 * H], gs[t, 2 * H:3 * H], gs[t, 3 * H:]
-        prev_c = cs[t - 1] if t > 0 else c0.T
         dh_t = dhs[t] + dprev_h  # h_t reaches the loss directly and through step t + 1
-        dc = dh_t * o * (1 - tanh_cs[t] ** 2) + dprev_c  # c_t: through h_t and through c_{t+1}
-        np.multiply(dc, g, out=da[t, :H])  # d i
-        np.multiply(dc, prev_c, out=da[t, H:2 * H])  # d f
-        np.multiply(dh_t, tanh_cs[t], out=da[t, 2 * H:3 * H])  # d o
-        sig = gs[t, :3 * H]
-        da[t, :3 * H] *= sig * (1 - sig)  # through the three sigmoids at once
-        np.multiply(dc * i, 1 - g ** 2, out=da[t, 3 * H:])  # d g, through its tanh
-        dprev_c = dc * f  # the forget gate scales the old cell state
-        dprev_h = Wh @ da[t]  # (H, N)
+        dc = dh_t * dc_dh[t]
+        dc += dprev_c  # c_t: through h_t and through c_{t+1}
+        da_t = da[:, t]  # (4H, N)
+        np.multiply(dc, local[t, :2 * H].reshape(2, H, N), out=da_t[:2 * H].reshape(2, H, N))  # d i, d f
+        np.multiply(dh_t, local[t, 2 * H:3 * H], out=da_t[2 * H:3 * H])  # d o
+        np.multiply(dc, local[t, 3 * H:], out=da_t[3 * H:])  # d g
+        dprev_c = dc * f[t]  # the forget gate scales the old cell state
+        dprev_h = Wh @ da_t  # (H, N)
     dh0 = np.ascontiguousarray(dprev_h.T)
-    da = np.ascontiguousarray(da.transpose(1, 0, 2)).reshape(4 * H, T * N)  # columns in (t, n) order
-    h_prev = np.concatenate([h0[None], h.transpose(1, 0, 2)[:-1]]).reshape(T * N, H)  # state each step began with
+    da = da.reshape(4 * H, T * N)  # columns in (t, n) order
+    D = x.shape[2]
+    z = np.empty((T, N, D + H + 1), dtype=dtype)  # row (t, n): the input x_t, the state h_{t-1} and 1 of step t
+    z[:, :, :D] = x.transpose(1, 0, 2)
+    z[0, :, D:D + H] = h0
+    z[1:, :, D:D + H] = h.transpose(1, 0, 2)[:-1]  # the state each step began with
+    z[:, :, D + H] = 1
+    # the weights are shared by all steps, so their gradients add up over the steps: one GEMM for Wx, Wh and b
+    dW = da @ z.reshape(T * N, D + H + 1)  # (4H, D + H + 1)
+    dWx, dWh, db = dW[:, :D].T, dW[:, D:D + H].T, dW[:, D + H]  # (D, 4H), (H, 4H), (4H,)
     dx = (Wx @ da).reshape(-1, T, N).transpose(2, 1, 0)  # (N, T, D)
-    dWx = (da @ _time_major(x)).T  # (D, 4H): the weights are shared by all steps, so their gradients add up
-    dWh = (da @ h_prev).T  # (H, 4H)
-    db = da.sum(axis=1)  # (4H,)
     ### END SOLUTION
     return dx, dh0, dWx, dWh, db
 
