@@ -20,6 +20,12 @@ from autograder.runner import grade_topic  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 FF = course_config.FEEDFORWARD
+# The topics whose sample cohorts the suite grades with `dlcore demo` (six students each, the full hidden suites):
+# the first topic (the report tests read its buggy students) and the cheapest to grade. Every topic's cohort is
+# built and checked without grading (test_cli.test_demo_cohort_of_every_topic), and every topic's reference,
+# stubs and planted bugs are graded by test_reference and test_mutants: grading all seven cohorts again here
+# (about 18 minutes on 2 cores) would only repeat those gradings.
+DEMO_TOPICS = (course_config.TOPICS[0].slug, course_config.ATTENTION.slug)
 
 # CI sets DLCORE_DATA; a developer checkout with ../shared beside it works without it.
 if "DLCORE_DATA" not in os.environ and (REPO.parent / "shared" / "data" / "mnist.npz").is_file():
@@ -80,12 +86,12 @@ def affected_modules(topic, changed: str) -> set[str]:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """`dlcore demo` run once per test process: (output folder, completed process). The tests that use it are in
-    one xdist group ("demo"), so CI grades the sample cohort once."""
+    """`dlcore demo --topics DEMO_TOPICS` run once per test process: (output folder, completed process). The tests
+    that use it are in one xdist group ("demo"), so CI grades the sample cohort once."""
     import subprocess
 
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run(["dlcore", "demo", "--out", str(out)], capture_output=True, text=True,
-                          env=dict(os.environ, COLUMNS="200"))
+    proc = subprocess.run(["dlcore", "demo", "--out", str(out), "--topics", *DEMO_TOPICS], capture_output=True,
+                          text=True, env=dict(os.environ, COLUMNS="200"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc

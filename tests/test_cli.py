@@ -10,8 +10,10 @@ import sys
 import pytest
 
 import course_config
+from autograder import demo
 from autograder.mutants import write_stubs
-from conftest import REPO, SOLUTIONS
+from autograder.release import make_stub
+from conftest import DEMO_TOPICS, REPO, SOLUTIONS
 
 
 def dlcore(*args, cwd=None):
@@ -67,6 +69,34 @@ def test_student_edition_checks_from_release_alone(tmp_path):
     assert proc.returncode == 1 and "not attempted" in proc.stdout, proc.stdout + proc.stderr
     proc = student_dlcore(copy, "grade", "feedforward", "--submissions", ".", "--out", "o")
     assert proc.returncode == 2 and "not part of this edition" in proc.stderr
+
+
+@pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)
+def test_demo_cohort_of_every_topic(tmp_path, topic):
+    """The sample cohort `dlcore demo` grades, built for every topic (the suite grades those of DEMO_TOPICS, see
+    conftest.demo_run): the reference, the released stubs, each buggy student's one planted bug, the hostile
+    student's exit at import, and the notebook each hands in."""
+    submitted = demo.build_cohort(tmp_path, topic)
+    reference = {p.name: p.read_text() for p in (SOLUTIONS / topic.slug).glob("*.py")}
+    by_name = {m.name: m for m in __import__(f"autograder.hidden.{topic.slug}", fromlist=["MUTANTS"]).MUTANTS}
+    for student in demo.STUDENTS:
+        kind, folder = demo.kind_of(student, topic), submitted / student / topic.slug
+        files = {p.name: p.read_text() for p in folder.glob("*.py")}
+        assert set(files) == set(reference), (student, sorted(files))
+        changed = {name for name in reference if files[name] != reference[name]}
+        notebook = (REPO / ("assignments" if kind == "reference" else "release") / topic.slug / topic.notebook)
+        assert (folder / topic.notebook).read_bytes() == notebook.read_bytes(), student
+        if kind == "reference":
+            assert not changed, student
+        elif kind == "stubs":
+            assert all(files[n] == make_stub(reference[n], topic.slug, n) for n in changed) and changed, student
+        elif kind == "hostile":
+            (victim,) = changed
+            assert files[victim].replace(demo.HOSTILE_LINE, "", 1) == reference[victim], student
+        else:
+            mutant = by_name[kind]
+            assert changed == {f"{mutant.module}.py"}, (student, changed)
+            assert files[f"{mutant.module}.py"] == reference[f"{mutant.module}.py"].replace(mutant.old, mutant.new)
 
 
 @pytest.mark.xdist_group("demo")

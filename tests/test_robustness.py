@@ -55,7 +55,10 @@ ODD_RETURNS = [
 def test_any_returned_value_fails_only_its_part(reference_copy, module, old, new, task, words):
     edit(reference_copy, module, old, new)
     tasks = [task, "feedforward.relu_forward"]
-    res = by_task(grade(reference_copy, tasks=tasks, limits=FAST))
+    # train's value is checked after its training run: the public suite's run (2,000 images) reaches the same check
+    # (one CHECKS object serves both suites) in a fraction of the hidden run's minute and a half on 10,000
+    visibility = "public" if task == "feedforward.train" else "hidden"
+    res = by_task(grade(reference_copy, tasks=tasks, limits=FAST, visibility=visibility))
     r = res[task]
     assert r.points < r.max_points and r.status in (R.FAILED, R.PARTIAL, R.ERROR), (r.status, r.message)
     assert not r.grader_errors and r.status != R.GRADER_ERROR, r.grader_errors
