@@ -13,6 +13,9 @@ from autograder.mutants import write_stubs
 from conftest import FF, SOLUTIONS, prepend
 
 AUTO_POINTS = sum(t.points for t in FF.tasks if t.kind == "auto")
+# one worker runs this module, so the graded cohort (the module fixture, about a minute) is graded once, not on
+# every xdist worker that picks up one of its tests
+pytestmark = pytest.mark.xdist_group("batch")
 
 
 def tree_hash(root):

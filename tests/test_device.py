@@ -85,3 +85,30 @@ def test_unknown_device_is_refused():
     assert device_problem("cpu") is None
     assert "unknown device" in device_problem("tpu")
     assert course_config.FEEDFORWARD.torch_modules  # the topic graded above has a torch worker to place
+
+
+# -- on a GPU machine (skipped here): the CUDA run of every topic's torch tasks gives the CPU verdicts ------------
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run `python -m pytest -n 0 -q "
+                         "tests/test_device.py -k cuda_gives` on a machine with one")
+TORCH_TOPICS = [t for t in course_config.TOPICS if t.torch_modules]
+
+
+@gpu
+@pytest.mark.parametrize("topic", TORCH_TOPICS, ids=lambda t: t.slug)
+def test_cuda_gives_the_cpu_verdicts(tmp_path, topic):
+    """The reference and one planted bug in a torch module, graded on the torch tasks with --device cpu and
+    --device cuda: the same points and status per task (values come back as float64 NumPy either way)."""
+    torch_tasks = [t.name for t in topic.tasks if t.kind == "auto" and t.module in topic.torch_modules]
+    bugs = [m for m in __import__(f"autograder.hidden.{topic.slug}", fromlist=["MUTANTS"]).MUTANTS
+            if m.module in topic.torch_modules]
+    folders = {"reference": SOLUTIONS / topic.slug}
+    if bugs:
+        folders[bugs[0].name] = apply(bugs[0], topic.slug, SOLUTIONS, tmp_path / bugs[0].name)
+    for name, folder in folders.items():
+        verdicts = {device: [(r.task, r.points, r.max_points, r.status) for r in
+                             grade_topic(topic, folder, "hidden", tasks=torch_tasks, device=device).results]
+                    for device in ("cpu", "cuda")}
+        assert verdicts["cpu"] == verdicts["cuda"], name
+        if name == "reference":
+            assert all(points == max_points for _, points, max_points, _ in verdicts["cuda"]), verdicts["cuda"]

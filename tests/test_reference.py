@@ -13,7 +13,10 @@ from conftest import SOLUTIONS, by_task, grade
 TOPICS = pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.slug)
 
 
-@pytest.fixture(scope="module", params=course_config.TOPICS, ids=lambda t: t.slug)
+# one xdist group per topic: its two tests share the topic's runs on one worker, while topics spread over workers
+@pytest.fixture(scope="module", ids=lambda t: t.slug,
+                params=[pytest.param(t, marks=pytest.mark.xdist_group(f"hidden_reference-{t.slug}"))
+                        for t in course_config.TOPICS])
 def hidden_reference(request):
     """The reference graded by the hidden suite at every calibration seed (a full grading at the first seed, only
     the training tasks at the others): one set of expensive runs shared by the full-marks and calibration tests."""
@@ -29,7 +32,6 @@ def _lost(result):
     return {r.task: r.message for r in result.results if r.points < r.max_points and r.status != R.MANUAL}
 
 
-@pytest.mark.xdist_group("hidden_reference")
 def test_reference_gets_full_marks_hidden(hidden_reference):
     topic, seeds, runs = hidden_reference
     result = runs[seeds[0]]
@@ -39,7 +41,6 @@ def test_reference_gets_full_marks_hidden(hidden_reference):
     assert manual == [t.name for t in topic.tasks if t.kind == "manual"] and manual
 
 
-@pytest.mark.xdist_group("hidden_reference")
 def test_training_bars_are_calibrated(hidden_reference):
     """Every bar: the reference reaches it with the configured margin at every calibration seed (same data,
     settings and sandbox as grading), and the bar's check records the measured value."""

@@ -112,7 +112,7 @@ def cmd_demo(args) -> int:
 
     if not _sandbox_ready("demo"):  # the sample cohort is the course's own code: the plain mode will do
         return 2
-    demo.run(Path(args.out).resolve(), jobs=args.jobs)
+    demo.run(Path(args.out).resolve(), jobs=args.jobs, topics=args.topics)
     return 0
 
 
@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("demo", help="grade a bundled sample cohort end to end")
     d.add_argument("--out", default="demo-out")
     d.add_argument("--jobs", type=int, default=2)
+    d.add_argument("--topics", nargs="+", choices=[t.slug for t in course_config.TOPICS], metavar="TOPIC",
+                   help="only these topics' cohorts (default: every topic in course_config.TOPICS)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("similarity", help="graders: rank pairs of submissions whose code is suspiciously alike")
