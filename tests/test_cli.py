@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 import shutil
 import subprocess
@@ -78,7 +79,7 @@ def test_demo_cohort_of_every_topic(tmp_path, topic):
     student's exit at import, and the notebook each hands in."""
     submitted = demo.build_cohort(tmp_path, topic)
     reference = {p.name: p.read_text() for p in (SOLUTIONS / topic.slug).glob("*.py")}
-    by_name = {m.name: m for m in __import__(f"autograder.hidden.{topic.slug}", fromlist=["MUTANTS"]).MUTANTS}
+    by_name = {m.name: m for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS}
     for student in demo.STUDENTS:
         kind, folder = demo.kind_of(student, topic), submitted / student / topic.slug
         files = {p.name: p.read_text() for p in folder.glob("*.py")}

@@ -4,6 +4,7 @@ grades exactly as the default, and `--device cuda` is a clear error at every lev
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 import glob
 
@@ -100,7 +101,7 @@ def test_cuda_gives_the_cpu_verdicts(tmp_path, topic):
     """The reference and one planted bug in a torch module, graded on the torch tasks with --device cpu and
     --device cuda: the same points and status per task (values come back as float64 NumPy either way)."""
     torch_tasks = [t.name for t in topic.tasks if t.kind == "auto" and t.module in topic.torch_modules]
-    bugs = [m for m in __import__(f"autograder.hidden.{topic.slug}", fromlist=["MUTANTS"]).MUTANTS
+    bugs = [m for m in importlib.import_module(f"autograder.hidden.{topic.slug}").MUTANTS
             if m.module in topic.torch_modules]
     folders = {"reference": SOLUTIONS / topic.slug}
     if bugs:

@@ -304,6 +304,7 @@ def max_pool_backward_fast(dout, cache):
         # with their windows' maxima repeated P times along W, in chunks of rows that stay in the CPU cache
         W, M = x.shape[3], N * C * H_out  # M window rows
         x_rows = x.reshape(M, ph, W)  # (M, P, W): the P input rows of each window row
+        out_rows, dout_rows = out.reshape(M, W_out), dout.reshape(M, W_out)  # once: a strided dout would copy
         dx = np.empty((M, ph, W), dtype=np.result_type(x, dout))  # each input is in one window: all written below
         R = max(1, 2 ** 17 // (ph * W))  # window rows per chunk
         rep = np.empty((R, W_out, pw), dtype=dx.dtype)  # a chunk's maxima, then its gradients, P times each
@@ -312,11 +313,11 @@ def max_pool_backward_fast(dout, cache):
         for r in range(0, M, R):
             n = min(R, M - r)
             for l in range(pw):
-                rep[:n, :, l] = out.reshape(M, W_out)[r:r + n]
+                rep[:n, :, l] = out_rows[r:r + n]
             np.equal(x_rows[r:r + n], rep[:n].reshape(n, 1, W), out=hit[:n])
             hits += np.count_nonzero(hit[:n])
             for l in range(pw):
-                rep[:n, :, l] = dout.reshape(M, W_out)[r:r + n]
+                rep[:n, :, l] = dout_rows[r:r + n]
             np.multiply(hit[:n], rep[:n].reshape(n, 1, W), out=dx[r:r + n])
         if hits == out.size:  # one hit per window; otherwise a window holds its maximum twice: the loop below
             return dx.reshape(x.shape)  # breaks the tie
