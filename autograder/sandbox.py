@@ -1,6 +1,6 @@
 """Run student code in a separate, limited worker process and talk to it with plain data.
 
-Protections, strongest available first (README "Sandbox" says which hold where):
+Protections, strongest available first (docs/sandbox.md says which hold where):
 - bubblewrap (Linux, when `bwrap` works): new PID, IPC, UTS and network namespaces; the filesystem shows
   only the system and Python prefixes read-only, the worker script and a private copy of the submission, so
   solutions/, hidden tests and the rest of the course repository do not exist for student code.

@@ -1,4 +1,4 @@
-"""Grading cost of topic 1, measured in one run (README "Benchmarks" quotes the output).
+"""Grading cost of topic 1, measured in one run (docs/benchmarks.md quotes the output).
 
 - one submission graded with the hidden suite: total time, time inside the student's code, time outside it;
 - batch throughput with 1 and 2 jobs (submissions per minute);

@@ -1,4 +1,4 @@
-"""Grading at scale: the process pool against Dask distributed, and a simulated cohort (README "Benchmarks").
+"""Grading at scale: the process pool against Dask distributed, and a simulated cohort (docs/benchmarks.md).
 
 Measured in one run, on the `backprop` topic (the cheapest: no training runs, a grading takes seconds), with the
 hidden suite and the sandbox that `dlcore grade` uses here:

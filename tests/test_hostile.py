@@ -97,7 +97,7 @@ def test_no_network(reference_copy):
     assert accepted == [], "student code reached a socket on the host"
 
 
-@pytest.mark.skipif(sandbox_mode() != "bwrap", reason="filesystem isolation needs bubblewrap (see README)")
+@pytest.mark.skipif(sandbox_mode() != "bwrap", reason="filesystem isolation needs bubblewrap (see docs/sandbox.md)")
 def test_cannot_read_solutions_or_hidden_tests(reference_copy):
     stolen = REPO / "solutions" / "feedforward" / "layers.py"
     hidden = REPO / "autograder" / "hidden" / "feedforward.py"

@@ -84,7 +84,7 @@ def pwned():
         os.unlink(path)
 
 
-@pytest.mark.skipif(sandbox_mode() != "bwrap", reason="filesystem isolation needs bubblewrap (see README)")
+@pytest.mark.skipif(sandbox_mode() != "bwrap", reason="filesystem isolation needs bubblewrap (see docs/sandbox.md)")
 def test_bwrap_worker_is_unprivileged_and_sees_only_its_copy(reference_copy, pwned):
     prepend(reference_copy, "layers", probe_code(pwned))
     res = by_task(grade(reference_copy, tasks=["feedforward.affine_forward", "feedforward.relu_forward"],
