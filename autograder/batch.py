@@ -32,7 +32,7 @@ import course_config
 from autograder import reports, scoring
 from autograder import results as R
 from autograder.runner import REPO
-from autograder.sandbox import sandbox_mode
+from autograder.confine import sandbox_mode
 
 GRADER_SOURCES = ("autograder", "solutions", "course_config.py")
 EXECUTORS = ("process", "dask")
@@ -136,7 +136,7 @@ def _grade_packed(student: str, topic: str, archive: bytes, origin: str, version
     The worker must grade with the client's grader and sandbox (else the fingerprint would lie), and refuses to
     grade without filesystem isolation unless the client allowed it. Paths in the results name the submission's
     folder on the client (`origin`), not the temporary copy."""
-    from autograder import sandbox
+    from autograder import confine
 
     _one_blas_thread()
     mine = _loaded_version()
@@ -144,7 +144,7 @@ def _grade_packed(student: str, topic: str, archive: bytes, origin: str, version
         raise RuntimeError(f"this Dask worker grades with another grader or sandbox ({mine}) than the client "
                            f"({version}): install the same autograder/, solutions/ and course_config.py, and "
                            f"bubblewrap, on every worker, and restart the workers after an update")
-    why = sandbox.isolation_problem()
+    why = confine.isolation_problem()
     if why and not allow_unisolated:
         raise RuntimeError(f"refusing to grade on this Dask worker: {why}")
     with tempfile.TemporaryDirectory(prefix="dlcore-dask-") as tmp:
@@ -180,17 +180,17 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
     the one at `scheduler` (an address such as tcp://host:8786), else a local cluster of `jobs` workers.
     `device` ("cpu", "cuda") is where the PyTorch modules' torch code runs; None leaves torch's default (CPU).
     """
-    from autograder import sandbox
+    from autograder import confine
     from autograder.runner import device_problem
 
     if scheduler:
         executor = "dask"
     if executor not in EXECUTORS:
         raise SystemExit(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
-    why = sandbox.isolation_problem()
+    why = confine.isolation_problem()
     if why and not allow_unisolated:
         raise SystemExit(f"refusing to grade: {why}; student code would run without filesystem isolation. "
-                         f"Install bubblewrap (`{sandbox.INSTALL_BWRAP}`) or allow it explicitly")
+                         f"Install bubblewrap (`{confine.INSTALL_BWRAP}`) or allow it explicitly")
     if device and not scheduler and device_problem(device):  # a remote cluster's workers are asked instead
         raise SystemExit(device_problem(device))
     from rich.console import Console

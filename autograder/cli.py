@@ -26,16 +26,16 @@ def _topic_folder(topic: str, given: str | None) -> Path:
 def _sandbox_ready(cmd: str) -> bool:
     """False (with the reason) if no sandboxed worker can start here; a one-line note if it would run without
     filesystem isolation (fine for a student's own code and for the demo's sample cohort)."""
-    from autograder import sandbox
+    from autograder import confine
 
-    problem = sandbox.launch_problem(sandbox.sandbox_mode())
+    problem = confine.launch_problem(confine.sandbox_mode())
     if problem:
         print(f"dlcore {cmd}: the sandbox cannot start a worker here: {problem}", file=sys.stderr)
         return False
-    why = sandbox.isolation_problem()
+    why = confine.isolation_problem()
     if why:
         print(f"dlcore {cmd}: note: {why}; code runs in the plain sandbox, without filesystem isolation "
-              f"(`{sandbox.INSTALL_BWRAP}` adds it)", file=sys.stderr)
+              f"(`{confine.INSTALL_BWRAP}` adds it)", file=sys.stderr)
     return True
 
 
@@ -77,16 +77,16 @@ def cmd_release(args) -> int:
 
 def cmd_grade(args) -> int:
     import autograder.batch as batch
-    from autograder import sandbox
+    from autograder import confine
 
-    why = sandbox.isolation_problem()
+    why = confine.isolation_problem()
     if why and not args.allow_unisolated_sandbox:
         print(f"dlcore grade: refusing to grade: {why}. Without bubblewrap, student code runs without filesystem "
               f"isolation and can read the grader's files (hidden tests, solutions/, this repository). Install "
-              f"it with `{sandbox.INSTALL_BWRAP}` and rerun, or pass --allow-unisolated-sandbox to grade anyway.",
+              f"it with `{confine.INSTALL_BWRAP}` and rerun, or pass --allow-unisolated-sandbox to grade anyway.",
               file=sys.stderr)
         return 2
-    problem = sandbox.launch_problem(sandbox.sandbox_mode())
+    problem = confine.launch_problem(confine.sandbox_mode())
     if problem:
         print(f"dlcore grade: the sandbox cannot start a worker here: {problem}", file=sys.stderr)
         return 2

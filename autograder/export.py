@@ -33,7 +33,7 @@ Student identity: hidden inputs are seeded per student, so a grade equals `dlcor
 folder of the same name. The name is DLCORE_STUDENT if set, else the Gradescope roster's `sid` (or `email`) of
 the users in `submission_metadata.json` (group members sorted and joined by "+"), else "submission".
 
-Sandbox: grading uses whatever `sandbox.sandbox_mode()` finds (bubblewrap where it works, else the plain mode)
+Sandbox: grading uses whatever `confine.sandbox_mode()` finds (bubblewrap where it works, else the plain mode)
 and records it in results.json; there is no refusal as in `dlcore grade`, because the grading container holds
 only this bundle and one submission. As root, the bundle folder is made 0700 first, so student code (uid 65534)
 cannot read the hidden checks or solutions even in the plain mode (the sandbox binds the worker script back in);
@@ -315,7 +315,7 @@ def grade_submission(topic: Topic, submission: Path, student: str):
     """Grade one submission folder (either layout) with the hidden suite: the TopicResult of `dlcore grade`."""
     from autograder.batch import _internal_error
     from autograder.runner import grade_topic
-    from autograder.sandbox import launch_problem, sandbox_mode
+    from autograder.confine import launch_problem, sandbox_mode
 
     with tempfile.TemporaryDirectory(prefix="dlcore-stage-") as tmp:
         try:
@@ -334,7 +334,7 @@ def grade_submission(topic: Topic, submission: Path, student: str):
 def _prepare(source: Path) -> str | None:
     """Point DLCORE_DATA at the bundle's data and, as root, hide the bundle from student code (mode 0700).
     Returns a note when the plain sandbox could start only with the bundle readable."""
-    from autograder import sandbox
+    from autograder import confine
 
     if not (source / "run_autograder").is_file():  # never chmod or re-point a course repository
         raise SystemExit(f"{source} is not an exported autograder bundle (no run_autograder): nothing to grade")
@@ -344,13 +344,13 @@ def _prepare(source: Path) -> str | None:
         return None
     mode = stat.S_IMODE(source.stat().st_mode)
     os.chmod(source, 0o700)
-    if sandbox.launch_problem(sandbox.sandbox_mode()) is None:
+    if confine.launch_problem(confine.sandbox_mode()) is None:
         return None
     os.chmod(source, mode)  # e.g. no mount namespace for binding the worker script back in: grade anyway
-    sandbox.launch_problem.cache_clear()
-    sandbox.sandbox_mode.cache_clear()
+    confine.launch_problem.cache_clear()
+    confine.sandbox_mode.cache_clear()
     return ("the sandbox could not start with the autograder's files hidden, so student code could read them "
-            f"({sandbox.isolation_problem() or 'plain sandbox'})")
+            f"({confine.isolation_problem() or 'plain sandbox'})")
 
 
 def run_gradescope(slug: str, root: Path | None = None) -> int:

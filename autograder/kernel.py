@@ -4,9 +4,9 @@ A notebook imports the student's modules and runs their code in its kernel, so t
 `dlcore course init` installs the kernelspec `dlcore-sandbox` in the course folder and points nbgrader at it
 (`c.Execute.kernel_name`, with the ZeroMQ sockets as Unix sockets: `c.KernelManager.transport = "ipc"`, since the
 kernel has no network). nbgrader starts this launcher as the kernel (`python -m autograder.kernel -f CONN`); it
-starts ipykernel confined by `sandbox.confine`, as the workers are: bubblewrap with no network, the system and
-Python folders read-only, uid 65534, rlimits and a pids cgroup (`course_config.NOTEBOOK_KERNEL_LIMITS`). Inside,
-the kernel sees only
+starts ipykernel confined by `confine.confined_command`, as the workers are: bubblewrap with no network, the
+system and Python folders read-only, uid 65534, rlimits and a pids cgroup (`course_config.NOTEBOOK_KERNEL_LIMITS`).
+Inside, the kernel sees only
 
 - the student's own folder of the autograded step (`autograded/<student>/`, read-only: nbgrader's copy of the
   submission, with the earlier topics a topic imports beside it), its working folder being the topic's folder;
@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 import course_config
-from autograder import sandbox
+from autograder import confine
 
 NAME = "dlcore-sandbox"
 REPO = Path(__file__).resolve().parents[1]
@@ -77,11 +77,11 @@ def launch(connection_file: str, extra: list[str]) -> int:
                        "nbgrader_config.py (`dlcore course init` writes it)")
     if not (EDITION / "autograder" / "notebook.py").is_file():
         raise _problem(f"{EDITION} holds no student edition; run `dlcore release`")
-    mode = sandbox.sandbox_mode()
+    mode = confine.sandbox_mode()
     if mode != "bwrap" and os.environ.get("DLCORE_ALLOW_UNISOLATED") != "1":
-        why = sandbox.isolation_problem() or "bubblewrap is not in use"
+        why = confine.isolation_problem() or "bubblewrap is not in use"
         raise _problem(f"refusing to run a student notebook: {why}. Install bubblewrap "
-                       f"(`{sandbox.INSTALL_BWRAP}`) or pass --allow-unisolated-sandbox")
+                       f"(`{confine.INSTALL_BWRAP}`) or pass --allow-unisolated-sandbox")
     work = Path.cwd()                  # nbgrader runs the kernel in autograded/<student>/<topic>/
     if not os.path.isabs(info["ip"]):  # an IPC path relative to the folder of the client that started us
         info["ip"] = os.path.join(os.readlink(f"/proc/{os.getppid()}/cwd"), info["ip"])
@@ -95,7 +95,7 @@ def launch(connection_file: str, extra: list[str]) -> int:
         conn.write_text(json.dumps(inner))
         if os.geteuid() == 0:          # the kernel runs as nobody: it must read the file and make its sockets
             for path in (private, conn):
-                os.chown(path, sandbox.NOBODY, sandbox.NOBODY)
+                os.chown(path, confine.NOBODY, confine.NOBODY)
         for key in PORTS:              # nbgrader connects to IP-PORT: lead it to the socket the kernel makes
             link = f"{info['ip']}-{info[key]}"  # jupyter_client chose a port whose path is free: never take another's
             os.symlink(f"{inner['ip']}-{info[key]}", link)
@@ -104,10 +104,10 @@ def launch(connection_file: str, extra: list[str]) -> int:
                   (str(private), str(private), True)]
         if data and os.path.isdir(data):
             mounts.append((os.path.realpath(data), os.path.realpath(data), False))
-        cmd, cgroup = sandbox.confine(["-B", "-m", "ipykernel_launcher", "-f", str(conn), *extra],
-                                      course_config.NOTEBOOK_KERNEL_LIMITS, mode, mounts=mounts, chdir=str(work),
-                                      plain_tmp=private)
-        env = sandbox.scrubbed_env(str(private))
+        cmd, cgroup = confine.confined_command(["-B", "-m", "ipykernel_launcher", "-f", str(conn), *extra],
+                                               course_config.NOTEBOOK_KERNEL_LIMITS, mode, mounts=mounts,
+                                               chdir=str(work), plain_tmp=private)
+        env = confine.scrubbed_env(str(private))
         env.update(PYTHONPATH=str(EDITION), IPYTHONDIR=str(private / "ipython"), PYDEVD_DISABLE_FILE_VALIDATION="1",
                    DLCORE_SANDBOX="plain")  # check() cells: their workers run inside this sandbox
         if data:
@@ -120,7 +120,7 @@ def launch(connection_file: str, extra: list[str]) -> int:
         if child is not None and child.poll() is None:
             child.kill()
             child.wait()
-        sandbox.release_cgroup(cgroup)
+        confine.release_cgroup(cgroup)
         for key in PORTS:
             link = f"{info['ip']}-{info[key]}"
             if os.path.islink(link) and os.readlink(link).startswith(str(private)):

@@ -289,14 +289,14 @@ def gradebook(course: Path) -> list[dict]:
 def autograde(course: Path, slug: str, jobs: int = 1, force: bool = False, allow_unisolated: bool = False) -> int:
     """nbgrader autograde, then the hidden suite on submitted/, its points into nbgrader's database, and dlcore's
     gradebook. Returns 1 if nbgrader failed on some notebook (the rest is graded anyway), else 0."""
-    from autograder import sandbox
+    from autograder import confine
 
     topic = course_config.topic(slug)
     coursedir(course)
-    why = sandbox.isolation_problem()
+    why = confine.isolation_problem()
     if why and not allow_unisolated:  # refuse before nbgrader spends its time, as `dlcore grade` would after it
         raise SystemExit(f"refusing to grade: {why}; student code would run without filesystem isolation. Install "
-                         f"bubblewrap (`{sandbox.INSTALL_BWRAP}`) or pass --allow-unisolated-sandbox")
+                         f"bubblewrap (`{confine.INSTALL_BWRAP}`) or pass --allow-unisolated-sandbox")
     for note in place_required(course, topic):
         print(f"warning: {note}")
     rc = nbgrader(course, "autograde", slug, *(["--force"] if force else []), check=False,

@@ -19,12 +19,19 @@ import tempfile
 from pathlib import Path
 
 import course_config
+from autograder import import_graph
 
 REPO = Path(course_config.__file__).resolve().parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", BEGIN, END, "BEGIN MARK SCHEME")
-ENGINE_FILES = ("__init__.py", "checks.py", "cli.py", "reports.py", "results.py", "runner.py", "sandbox.py",
-                "scoring.py", "worker.py", "notebook.py", "public")   # hidden/, release.py, batch and demo stay home
+# The engine of the student edition is what its entry points import (autograder.import_graph, lazy imports too):
+# `dlcore check` (cli), the notebooks' check() cells and test_public.py (notebook), and the public checks of the
+# configured topics. What stays home is never entered: the hidden checks, and the instructor's commands that cli.py
+# imports only inside their own subcommands (a new one of those belongs here).
+ENGINE_ENTRY_POINTS = ("autograder.cli", "autograder.notebook")
+STAYS_HOME = frozenset({"autograder.hidden", "autograder.release", "autograder.batch", "autograder.demo",
+                        "autograder.mutants", "autograder.similarity", "autograder.course_report", "autograder.export",
+                        "autograder.nbgrader_course", "autograder.kernel"})
 BINARY_SUFFIXES = (".npy", ".npz", ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".h5", ".pyc")
 
 
@@ -96,6 +103,16 @@ def solution_regions(text: str) -> list[str]:
     return found
 
 
+def engine_modules() -> list[str]:
+    """The autograder modules the student edition ships (see ENGINE_ENTRY_POINTS)."""
+    roots = [*ENGINE_ENTRY_POINTS, *(f"autograder.public.{tp.slug}" for tp in course_config.TOPICS)]
+    modules = import_graph.closure(roots, stop=STAYS_HOME)
+    leaked = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in STAYS_HOME))
+    if leaked:
+        raise RuntimeError(f"the student edition would ship {', '.join(leaked)}, which stay home")
+    return sorted(modules)
+
+
 def expected_files(topics=None) -> dict[str, bytes | Path]:
     """Relative path in release/ -> generated content (bytes) or the notebook source to generate from."""
     files: dict[str, bytes | Path] = {}
@@ -110,13 +127,9 @@ def expected_files(topics=None) -> dict[str, bytes | Path]:
         files[f"toolkit/{path.name}"] = (header(f"solutions/toolkit/{path.name}") + path.read_text()).encode()
     for path in sorted((REPO / "solutions" / "toolkit").glob("*.npz")):  # the toolkit's model weights (no pickle)
         files[f"toolkit/{path.name}"] = path.read_bytes()
-    for entry in ENGINE_FILES:
-        src = REPO / "autograder" / entry
-        for path in sorted(src.glob("*.py")) if src.is_dir() else [src]:
-            if src.is_dir() and path.stem not in {"__init__", *(t.slug for t in course_config.TOPICS)}:
-                continue  # the public checks of configured topics only
-            rel = path.relative_to(REPO)
-            files[str(rel)] = (header(str(rel)) + path.read_text()).encode()
+    for name in engine_modules():
+        rel = import_graph.module_file(name).relative_to(REPO)
+        files[str(rel)] = (header(str(rel)) + (REPO / rel).read_text()).encode()
     files["course_config.py"] = (header("course_config.py") + (REPO / "course_config.py").read_text()).encode()
     files["pyproject.toml"] = (REPO / "autograder" / "templates" / "student_pyproject.toml").read_text().replace(
         "{{PINNED}}", ", ".join(f'"{p}"' for p in pinned_requirements())).encode()

@@ -16,7 +16,8 @@ from pathlib import Path
 import course_config
 from autograder import results as R
 from autograder.checks import Context, Suite, task_seed
-from autograder.sandbox import StudentError, Worker, WorkerLost, sandbox_mode
+from autograder.client import StudentError, WorkerClient, WorkerLost
+from autograder.confine import sandbox_mode
 from course_config import Limits, Task, Topic
 
 REPO = Path(course_config.__file__).resolve().parent
@@ -44,7 +45,7 @@ class Session:
         self.unreplaced: set[str] = set()  # of those, the ones that ran the student's code (called with its objects)
         self.parent_objects: dict[int, object] = {}  # reference objects the worker holds only as references
         self.limits = {"numpy": limits or topic.limits, "torch": torch_limits or topic.torch_limits}
-        self.workers: dict[str, Worker] = {}
+        self.workers: dict[str, WorkerClient] = {}
         self.imported: dict[str, set[str]] = {}
         self.import_failures: dict[str, Exception] = {}
         self.student_seconds = 0.0
@@ -58,7 +59,7 @@ class Session:
     def kind(self, module: str) -> str:
         return "torch" if module in self.topic.torch_modules else "numpy"
 
-    def _worker(self, module: str) -> Worker:
+    def _worker(self, module: str) -> WorkerClient:
         if module in self.import_failures:
             raise self.import_failures[module]
         kind = self.kind(module)
@@ -71,7 +72,7 @@ class Session:
             folders.update({r: self.folder.parent / r for r in self.topic.requires
                             if (self.folder.parent / r).is_dir()})  # the same student's earlier topics
             device = self.device if kind == "torch" else None
-            w = Worker(folders, self.limits[kind], banned, {"toolkit": toolkit_dir()}, device=device)
+            w = WorkerClient(folders, self.limits[kind], banned, {"toolkit": toolkit_dir()}, device=device)
             self.workers[kind], self.imported[kind] = w, set()
             self.seeded.discard(kind)
             w.start()
@@ -126,8 +127,8 @@ class Session:
 
     def _reference_callback(self, header: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
         """Answer a patched function's call in the worker: run the reference here, send back plain data only."""
-        from autograder import worker as wire
-        from autograder.sandbox import Handle
+        from autograder import wire
+        from autograder.client import Handle
 
         objects = self.parent_objects
 
@@ -148,9 +149,7 @@ class Session:
         import numpy as np
 
         def named(cls_name, fields):  # a named tuple (a cache) comes back as the reference's own class, if it has one
-            cls = getattr(reference(slug, module), cls_name, None)
-            ok = isinstance(cls, type) and issubclass(cls, tuple) and getattr(cls, "_fields", None) == fields
-            return cls if ok else None
+            return wire.named_tuple_class(reference(slug, module), cls_name, fields, fresh=False)
 
         try:
             args = wire.decode(header.get("args", []), blobs, resolve, named)

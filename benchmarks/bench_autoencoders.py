@@ -29,7 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import course_config  # noqa: E402
 from autograder.runner import grade_topic  # noqa: E402
-from autograder.sandbox import sandbox_mode  # noqa: E402
+from autograder.confine import sandbox_mode  # noqa: E402
 
 TOPIC = course_config.AUTOENCODERS
 GOALS = {"grading_s": 120.0, "peak_rss_mb": 1536.0, "train_vs_plain_torch": 1.2}

@@ -31,7 +31,8 @@ import torch  # noqa: E402
 import course_config  # noqa: E402
 from autograder import batch  # noqa: E402
 from autograder.runner import grade_topic  # noqa: E402
-from autograder.sandbox import Worker, sandbox_mode  # noqa: E402
+from autograder.client import WorkerClient  # noqa: E402
+from autograder.confine import sandbox_mode  # noqa: E402
 
 FF = course_config.FEEDFORWARD
 GOALS = {"numpy_epoch_vs_torch": 3.0, "outside_student_share": 0.5}
@@ -103,7 +104,8 @@ def call_overhead() -> dict:
     from toolkit import __file__ as tk
 
     x, w, b = np.ones((8, 16)), np.ones((16, 4)), np.ones(4)
-    with Worker({"feedforward": REPO / "solutions" / "feedforward"}, FF.limits, (), {"toolkit": Path(tk).parent}) as wk:
+    with WorkerClient({"feedforward": REPO / "solutions" / "feedforward"}, FF.limits, (),
+                      {"toolkit": Path(tk).parent}) as wk:
         wk.import_module("feedforward.layers")
         t0 = time.perf_counter()
         for _ in range(200):

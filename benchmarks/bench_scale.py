@@ -38,7 +38,7 @@ import course_config  # noqa: E402
 from autograder import batch  # noqa: E402
 from autograder.hidden.backprop import MUTANTS  # noqa: E402
 from autograder.mutants import apply, copy_reference, write_stubs  # noqa: E402
-from autograder.sandbox import sandbox_mode  # noqa: E402
+from autograder.confine import sandbox_mode  # noqa: E402
 
 TOPIC = "backprop"
 SOLUTIONS = REPO / "solutions"

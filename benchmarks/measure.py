@@ -85,7 +85,7 @@ def _grade(slug: str) -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # the workers inherit the one CPU
     import course_config
     from autograder.runner import grade_topic
-    from autograder.sandbox import sandbox_mode
+    from autograder.confine import sandbox_mode
 
     t0 = time.perf_counter()
     result = grade_topic(course_config.topic(slug), REPO / "solutions" / slug, "hidden", student="bench")

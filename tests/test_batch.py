@@ -103,9 +103,9 @@ def test_missing_submissions_folder_is_a_clear_error(tmp_path):
 
 def test_the_library_call_refuses_without_isolation_too(tmp_path, monkeypatch):
     """Not only the CLI: batch.grade itself refuses where student code would run without filesystem isolation."""
-    from autograder import sandbox
+    from autograder import confine
 
-    monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+    monkeypatch.setattr(confine, "isolation_problem", lambda: "bubblewrap is not installed")
     (tmp_path / "submitted" / "ada").mkdir(parents=True)
     with pytest.raises(SystemExit, match="refusing to grade: bubblewrap is not installed"):
         batch.grade(["feedforward"], tmp_path, tmp_path / "out", quiet=True)

@@ -17,7 +17,8 @@ from autograder import batch
 from autograder.hidden.feedforward import MUTANTS
 from autograder.mutants import apply, copy_reference
 from autograder.runner import grade_topic, toolkit_dir
-from autograder.sandbox import StudentError, Worker, gpu_access
+from autograder.client import StudentError, WorkerClient
+from autograder.confine import gpu_access
 from conftest import FF, SOLUTIONS
 from test_cli import dlcore
 
@@ -60,10 +61,10 @@ def test_cuda_without_a_gpu_is_a_clear_error_everywhere(tmp_path):
 def test_the_sandboxed_torch_worker_refuses_cuda_it_cannot_use(tmp_path):
     """The worker's own check: were the grader's check passed (a GPU the sandbox cannot see), no CPU fallback."""
     folder = copy_reference("feedforward", SOLUTIONS, tmp_path)
-    with Worker({"feedforward": folder}, FF.torch_limits, (), {"toolkit": toolkit_dir()}, device="cuda") as w:
+    with WorkerClient({"feedforward": folder}, FF.torch_limits, (), {"toolkit": toolkit_dir()}, device="cuda") as w:
         with pytest.raises(StudentError, match=r"torch\.cuda\.is_available\(\) is False in the sandboxed worker"):
             w.set_device("cuda")
-    with Worker({"feedforward": folder}, FF.torch_limits, (), {"toolkit": toolkit_dir()}, device="cpu") as w:
+    with WorkerClient({"feedforward": folder}, FF.torch_limits, (), {"toolkit": toolkit_dir()}, device="cpu") as w:
         w.set_device("cpu")
         w.import_module("feedforward.torch_net")
         model = w.call("feedforward.torch_net.TorchTwoLayerNet", 4, 3, 2, "relu", 0.0, "float64", keep=True)

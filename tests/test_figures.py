@@ -1,4 +1,4 @@
-"""Figures cross to the checker as plain data: worker.figure_data per artist kind, over the real wire and sandbox."""
+"""Figures cross to the checker as plain data: figures.figure_data per artist kind, over the real wire and sandbox."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import course_config  # noqa: E402
-from autograder import worker as wire  # noqa: E402
-from autograder.sandbox import Worker  # noqa: E402
+from autograder import figures, wire  # noqa: E402
+from autograder.client import WorkerClient  # noqa: E402
 
 
 def _refuse(obj):
@@ -56,7 +56,7 @@ def through_wire(fig) -> dict:
 def read(request):
     """Read a figure either directly or after a round trip over the wire; both must give the same plain data."""
     def direct(fig):
-        data = wire.figure_data(fig)
+        data = figures.figure_data(fig)
         assert_plain(data)
         return data
 
@@ -250,7 +250,7 @@ def test_sandboxed_worker_returns_figure_data(tmp_path):
     (folder / "heat.py").write_text(HEATMAP_MODULE)
     weights = np.random.default_rng(5).dirichlet(np.ones(3), size=3)  # (T, T)
     tokens = ["ẹ", "kú", "àárọ̀"]
-    w = Worker({"figs": folder}, course_config.Limits(), ())
+    w = WorkerClient({"figs": folder}, course_config.Limits(), ())
     try:
         w.start()
         w.import_module("figs.heat")

@@ -8,7 +8,7 @@ import pytest
 
 import course_config
 from autograder import results as R
-from autograder.sandbox import sandbox_mode
+from autograder.confine import sandbox_mode
 from conftest import REPO, SOLUTIONS, affected_modules, by_task, edit, grade, prepend
 from course_config import Limits
 

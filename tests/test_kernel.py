@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder import kernel, nbgrader_course, sandbox
+from autograder import confine, kernel, nbgrader_course
 
 REPO = kernel.REPO
 
-pytestmark = pytest.mark.skipif(sandbox.isolation_problem() is not None,
-                                reason=f"no filesystem isolation here: {sandbox.isolation_problem()}")
+pytestmark = pytest.mark.skipif(confine.isolation_problem() is not None,
+                                reason=f"no filesystem isolation here: {confine.isolation_problem()}")
 
 HOSTILE = r'''
 import json, os, socket

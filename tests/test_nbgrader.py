@@ -26,7 +26,7 @@ import nbformat
 import pytest
 
 import course_config
-from autograder import kernel, sandbox
+from autograder import confine, kernel
 from autograder.release import BEGIN, make_stub, solution_regions, stamp_points
 from course_config import Task, Topic
 from toolkit.data import DataMissing, dataset_path
@@ -90,7 +90,7 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["DLCORE_DATA"] = os.environ["DLCORE_DATA"]  # the kernel inherits it
     env.pop("PYTHONWARNINGS", None)
-    if sandbox.isolation_problem():
+    if confine.isolation_problem():
         env["DLCORE_ALLOW_UNISOLATED"] = "1"
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
                           cwd=course, env=env, capture_output=True, text=True, timeout=1500)

@@ -146,7 +146,7 @@ def cell_id(task: course_config.Task) -> str:
 @pytest.fixture(scope="module")
 def term(tmp_path_factory) -> dict:
     """Run the term up to autograde, recording what each step left; later steps run in the tests, in order."""
-    from autograder import sandbox
+    from autograder import confine
 
     tmp = tmp_path_factory.mktemp("term")
     course, exchange, scratch = tmp / "course", tmp / "exchange", tmp / "scratch"
@@ -167,7 +167,7 @@ def term(tmp_path_factory) -> dict:
                         ignore=shutil.ignore_patterns("__pycache__"))
     out = dlcore_course(course, "collect", TOPIC.slug)
     assert f"collected {TOPIC.slug} from: mutant, ref, stub" in out, out
-    unisolated = ["--allow-unisolated-sandbox"] if sandbox.isolation_problem() else []
+    unisolated = ["--allow-unisolated-sandbox"] if confine.isolation_problem() else []
     dlcore_course(course, "autograde", TOPIC.slug, "--jobs=2", *unisolated)
     return dict(course=course, exchange=exchange, homes=homes, after_autograde=db_grades(course),
                 gradebook_after_autograde=gradebook(course))

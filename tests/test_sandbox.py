@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from autograder.mutants import write_stubs
-from autograder.sandbox import sandbox_mode
+from autograder.confine import sandbox_mode
 from conftest import REPO, SOLUTIONS, by_task, grade, prepend
 from course_config import Limits
 

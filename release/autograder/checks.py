@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from autograder.results import Part
-from autograder.sandbox import Handle, StudentError, WorkerLost
+from autograder.client import Handle, StudentError, WorkerLost
 from course_config import TOLERANCES, Task, Topic, TrainingBar
 from toolkit.gradcheck import diagnose, directional_errors, norm_rel_error
 
@@ -332,7 +332,7 @@ class Context:
                            + f" (relative error {err:.2e} > {rtol:g})")
 
     def figure(self, name: str, got, expected_fig=None) -> dict:
-        """A figure returned by student code, as data (see worker.figure_data, plus "panels": the axes that are not
+        """A figure returned by student code, as data (see figures.figure_data, plus "panels": the axes that are not
         colorbars); its picture, and that of the reference figure `expected_fig` (a matplotlib Figure made here),
         go to the feedback page."""
         if not (isinstance(got, dict) and got.get("figure") is True and isinstance(got.get("axes"), list)):
@@ -341,7 +341,7 @@ class Context:
         got["panels"] = [_tidy_axes(a) for a in got["axes"] if isinstance(a, dict) and not a.get("colorbar")]
         entry = {"label": name, "student": _b64(got.get("png")), "expected": ""}
         if expected_fig is not None:
-            from autograder.worker import figure_data
+            from autograder.figures import figure_data
 
             entry["expected"] = _b64(figure_data(expected_fig)["png"])
         self.figures.append(entry)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.checks import Checks, accuracy, describe, forward_part, train_to_bar
-from autograder.sandbox import Handle, StudentError
+from autograder.client import Handle, StudentError
 from toolkit.parity import torch_reference
 
 CHECKS = Checks("cnn")

@@ -1,0 +1,174 @@
+"""The wire between the grader and its sandboxed worker: message framing and the value codec (stdlib + NumPy).
+
+Both sides import this module: the trusted side (autograder.client, autograder.runner) and the worker inside the
+sandbox (autograder.worker), which sees only the transport modules (see autograder.client.transport_files).
+
+A message, both ways: an 8-byte big-endian length, then a 4-byte header length, a JSON header, and the concatenated
+`.npy` blobs the header points into. Arrays are written with np.save and read with np.load(allow_pickle=False);
+nothing is ever pickled. In JSON values, {"__nd__": i} is array blob i, {"__h__": n} a handle to an object kept on
+the sending side ({"__h__": n, "parent": true}: one the grader kept), {"__tuple__": [...]} a tuple (with "name" and
+"fields" for a named tuple, which the receiving side may rebuild as its own class of that name, see
+`named_tuple_class`), {"__dict__": [[k, v]]} a dict and {"__seedseq__": [entropy, spawn_key]} a NumPy SeedSequence.
+Values become plain floats, ints, strings and base-class float/int arrays on the way, so a returned ndarray
+subclass (with a lying __eq__, say) reaches the checker as a plain ndarray; a matplotlib figure crosses as its data
+(autograder.figures).
+"""
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import struct
+
+from autograder.figures import figure_data
+
+MAX_MESSAGE = 1 << 30  # 1 GiB: larger messages are refused rather than allocated
+ARRAY_KINDS = "biuf"   # bool, signed, unsigned, float: the only dtypes that cross
+
+
+class WireError(Exception):
+    """A malformed or oversized message."""
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the channel")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_message(fd: int, header: dict, blobs: list[bytes]) -> None:
+    header = dict(header, __blobs__=[len(b) for b in blobs])
+    head = json.dumps(header).encode()
+    body = struct.pack(">I", len(head)) + head + b"".join(blobs)
+    data = struct.pack(">Q", len(body)) + body
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view[: 1 << 20])
+        view = view[n:]
+
+
+def read_message(fd: int) -> tuple[dict, list[bytes]]:
+    (size,) = struct.unpack(">Q", read_exact(fd, 8))
+    if size > MAX_MESSAGE:
+        raise WireError(f"message of {size} bytes is over the {MAX_MESSAGE}-byte limit")
+    body = read_exact(fd, size)
+    (hlen,) = struct.unpack(">I", body[:4])
+    if hlen > size - 4:
+        raise WireError("header length past the end of the message")
+    header = json.loads(body[4:4 + hlen])
+    if not isinstance(header, dict) or not isinstance(header.get("__blobs__"), list):
+        raise WireError("header is not an object with a blob table")
+    blobs, pos = [], 4 + hlen
+    for n in header.pop("__blobs__"):
+        if not isinstance(n, int) or n < 0 or pos + n > size:
+            raise WireError("blob table does not match the message")
+        blobs.append(body[pos:pos + n])
+        pos += n
+    return header, blobs
+
+
+def array_to_blob(a) -> bytes:
+    """Plain-array bytes; refuses object and structured dtypes."""
+    import numpy as np
+
+    a = np.array(a, copy=True, subok=False)  # drops ndarray subclasses
+    if a.dtype.kind not in ARRAY_KINDS or a.dtype.fields is not None:
+        raise TypeError(f"an array of dtype {a.dtype} cannot be graded; return numbers")
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def blob_to_array(blob: bytes):
+    import numpy as np
+
+    a = np.load(io.BytesIO(blob), allow_pickle=False)
+    if type(a) is not np.ndarray or a.dtype.kind not in ARRAY_KINDS:
+        raise WireError("a blob is not a plain numeric array")
+    return a
+
+
+def decode(value, blobs: list[bytes], resolve, named=None):
+    """JSON value -> Python value; `resolve(n)` turns a handle number into its object (or proxy).
+
+    `named(name, fields)` returns the class to rebuild a named tuple with (usually `named_tuple_class` of the
+    receiving module), or None for a plain tuple; without it every tuple arrives plain (what the checker gets).
+    """
+    if isinstance(value, list):
+        return [decode(v, blobs, resolve, named) for v in value]
+    if isinstance(value, dict):
+        if "__nd__" in value:
+            return blob_to_array(blobs[value["__nd__"]])
+        if "__h__" in value:
+            return resolve(value)
+        if "__tuple__" in value:
+            items = tuple(decode(v, blobs, resolve, named) for v in value["__tuple__"])
+            fields, name = value.get("fields"), value.get("name")
+            cls = named(name, tuple(fields)) if named and isinstance(fields, list) and isinstance(name, str) else None
+            return cls(*items) if cls is not None and len(cls._fields) == len(items) else items
+        if "__dict__" in value:
+            return {k: decode(v, blobs, resolve, named) for k, v in value["__dict__"]}
+        if "__seedseq__" in value:  # a NumPy SeedSequence, rebuilt from its entropy and spawn key
+            import numpy as np
+
+            entropy, spawn_key = value["__seedseq__"]
+            return np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key))
+        raise WireError(f"unknown JSON object {sorted(value)[:3]}")
+    return value
+
+
+def encode(value, blobs: list[bytes], keep, depth: int = 0):
+    """Python value -> JSON value; `keep(obj)` stores an object that cannot cross and returns its handle dict."""
+    import numpy as np
+
+    if depth > 20:
+        raise TypeError("return value nested too deeply")
+    if value is None or type(value) in (bool, str):
+        return value
+    if isinstance(value, bool) or isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if type(value) is np.random.SeedSequence and isinstance(value.entropy, int):
+        return {"__seedseq__": [value.entropy, [int(k) for k in value.spawn_key]]}
+    if isinstance(value, np.ndarray):
+        blobs.append(array_to_blob(value))
+        return {"__nd__": len(blobs) - 1}
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor: numbers, not the object
+        return encode(value.detach().cpu().numpy(), blobs, keep, depth + 1)
+    if type(value).__name__ == "Figure" and type(value).__module__.startswith("matplotlib"):
+        return encode(figure_data(value), blobs, keep, depth + 1)
+    if isinstance(value, tuple):
+        encoded = {"__tuple__": [encode(v, blobs, keep, depth + 1) for v in value]}
+        fields = getattr(type(value), "_fields", None)  # a named tuple (a cache, say): its names travel too
+        if isinstance(fields, tuple) and len(fields) == len(value) and all(type(f) is str for f in fields):
+            encoded.update(name=type(value).__name__, fields=list(fields))
+        return encoded
+    if isinstance(value, list):
+        return [encode(v, blobs, keep, depth + 1) for v in value]
+    if isinstance(value, dict) and all(type(k) is str for k in value):
+        return {"__dict__": [[k, encode(v, blobs, keep, depth + 1)] for k, v in value.items()]}
+    return keep(value)
+
+
+def named_tuple_class(module, name: str, fields: tuple, fresh: bool = True):
+    """The class a named tuple that crossed the wire becomes on the receiving side: `module`'s own class of that name
+    when it has the same fields (so `isinstance` and attribute access behave as in that module's code), else a named
+    tuple made here with those fields (None, a plain tuple, with `fresh` False or names that are not identifiers)."""
+    cls = getattr(module, name, None) if module is not None else None
+    if isinstance(cls, type) and issubclass(cls, tuple) and getattr(cls, "_fields", None) == fields:
+        return cls
+    if not fresh:
+        return None
+    try:
+        return collections.namedtuple(name, fields)
+    except (TypeError, ValueError):
+        return None
