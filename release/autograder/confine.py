@@ -2,7 +2,7 @@
 """Confinement: the command that runs a Python interpreter with student code in it, limited, and which mode works here.
 
 Used by the worker client (autograder.client) and the notebook kernel (autograder.kernel). Protections, strongest
-available first (README "Sandbox" says which hold where):
+available first (docs/sandbox.md says which hold where):
 - bubblewrap (Linux, when `bwrap` works): new PID, IPC, UTS and network namespaces; the filesystem shows
   only the system and Python prefixes read-only and the folders the caller mounts (for a worker: the transport
   modules and a private copy of the submission), so solutions/, hidden tests and the rest of the course
