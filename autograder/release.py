@@ -5,7 +5,7 @@ release/ is what students get:
   `### END SOLUTION` region with `raise NotImplementedError("<topic>.<function>")` (nbgrader's ClearSolutions
   idea, applied to .py files, which nbgrader itself copies verbatim);
 - <topic>/<notebook>.ipynb: the student notebook, made by nbgrader's own `generate_assignment`;
-- toolkit/, autograder/ (without hidden/), course_config.py: what `dlcore check` and the notebooks import;
+- toolkit/, autograder/ (without hidden/), course_config/: what `dlcore check` and the notebooks import;
 - pyproject.toml and README.md of the student edition.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import course_config
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", BEGIN, END, "BEGIN MARK SCHEME")
 ENGINE_FILES = ("__init__.py", "checks.py", "cli.py", "reports.py", "results.py", "runner.py", "sandbox.py",
@@ -117,7 +117,9 @@ def expected_files(topics=None) -> dict[str, bytes | Path]:
                 continue  # the public checks of configured topics only
             rel = path.relative_to(REPO)
             files[str(rel)] = (header(str(rel)) + path.read_text()).encode()
-    files["course_config.py"] = (header("course_config.py") + (REPO / "course_config.py").read_text()).encode()
+    for path in sorted((REPO / "course_config").rglob("*.py")):  # the whole configuration, every topic's file
+        rel = path.relative_to(REPO).as_posix()
+        files[rel] = (header(rel) + path.read_text()).encode()
     files["pyproject.toml"] = (REPO / "autograder" / "templates" / "student_pyproject.toml").read_text().replace(
         "{{PINNED}}", ", ".join(f'"{p}"' for p in pinned_requirements())).encode()
     files["README.md"] = (REPO / "autograder" / "templates" / "student_README.md").read_text().replace(
@@ -165,7 +167,7 @@ def stamp_points(nb, topic: course_config.Topic, name: str = "notebook"):
         else:
             raise ValueError(f"{name}: graded cell {gid!r} names no task of {topic.slug}: make it "
                              f'`check("{topic.slug}.<task>");`, a manual task\'s answer cell, or ungraded '
-                             f"(grade: false) in course_config.py's terms")
+                             f"(grade: false) in course_config's terms")
         meta["points"] = task.points
     return nb
 

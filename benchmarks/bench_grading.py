@@ -33,7 +33,7 @@ from autograder import batch  # noqa: E402
 from autograder.runner import grade_topic  # noqa: E402
 from autograder.sandbox import Worker, sandbox_mode  # noqa: E402
 
-FF = course_config.FEEDFORWARD
+FF = course_config.topic("feedforward")
 GOALS = {"numpy_epoch_vs_torch": 3.0, "outside_student_share": 0.5}
 
 

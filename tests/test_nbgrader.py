@@ -31,7 +31,7 @@ from autograder.release import BEGIN, make_stub, solution_regions, stamp_points
 from course_config import Task, Topic
 from toolkit.data import DataMissing, dataset_path
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 COURSE_ID = "dlcore"
 DATASETS = sorted({d for t in course_config.TOPICS for d in t.datasets})  # what the notebooks load
 
