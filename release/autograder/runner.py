@@ -20,7 +20,7 @@ from autograder.checks import Context, Suite, task_seed
 from autograder.sandbox import StudentError, Worker, WorkerLost, sandbox_mode
 from course_config import Limits, Task, Topic
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 
 
