@@ -160,7 +160,7 @@ def course(topic, tmp_path_factory) -> Path:
     kernel.kernelspec(root)
     # source/ holds only the notebook: autograde would otherwise overwrite submitted .py files with its copies
     (root / "source" / topic.slug).mkdir(parents=True)
-    # as `dlcore release` does: the graded cells' points come from course_config.py
+    # as `dlcore release` does: the graded cells' points come from course_config
     nb = stamp_points(nbformat.read(source_notebook(topic), as_version=4), topic)
     nbformat.write(nb, root / "source" / topic.slug / topic.notebook)
     nbgrader(root, "generate_assignment", topic.slug, "--force")
