@@ -40,7 +40,6 @@ class Limits:
     output_kb: int = 64             # student stdout/stderr kept for feedback (head and tail)
 
 
-
 @dataclass(frozen=True)
 class Task:
     """One graded unit. Its name is the pytest marker, the results.json test name and the gradebook column."""
@@ -53,7 +52,6 @@ class Task:
     kind: str = "auto"              # "auto": the hidden suite scores it; "manual": an instructor scores it
     depends_on: tuple[str, ...] = ()  # tasks whose code this one calls; their bugs may cost points here too
     description: str = ""           # one line shown in tables and feedback
-
 
     @classmethod
     def named(cls, slug: str, fn: str, points: float, module: str, category: str = "implementation",
@@ -150,7 +148,6 @@ class Topic:
             if t.name == name:
                 return t
         raise KeyError(f"{self.slug}: no task named {name!r}; known: {[t.name for t in self.tasks]}")
-
 
 
 class ConfigError(ValueError):
