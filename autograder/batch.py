@@ -34,7 +34,7 @@ from autograder import results as R
 from autograder.runner import REPO
 from autograder.confine import sandbox_mode
 
-GRADER_SOURCES = ("autograder", "solutions", "course_config.py")
+GRADER_SOURCES = ("autograder", "solutions", "course_config")
 EXECUTORS = ("process", "dask")
 
 
@@ -142,7 +142,7 @@ def _grade_packed(student: str, topic: str, archive: bytes, origin: str, version
     mine = _loaded_version()
     if mine != version:
         raise RuntimeError(f"this Dask worker grades with another grader or sandbox ({mine}) than the client "
-                           f"({version}): install the same autograder/, solutions/ and course_config.py, and "
+                           f"({version}): install the same autograder/, solutions/ and course_config/, and "
                            f"bubblewrap, on every worker, and restart the workers after an update")
     why = confine.isolation_problem()
     if why and not allow_unisolated:

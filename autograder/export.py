@@ -3,7 +3,7 @@
 Both bundles carry the same grader as `dlcore grade` and give the same scores (the tests check this):
 - the engine, `autograder/` with `hidden/` and `public/`; the reference of the topic and of the topics it
   `requires` (`solutions/<slug>/`, read only by the trusted grading process, never copied into the sandbox);
-  `course_config.py`; the student toolkit as `toolkit/`; the topic's datasets (`Topic.datasets`, found with
+  `course_config/`; the student toolkit as `toolkit/`; the topic's datasets (`Topic.datasets`, found with
   `toolkit.data.dataset_path`) under `data/`, which becomes DLCORE_DATA while grading;
 - `requirements.txt`: the pinned packages of pyproject.toml that grading imports, and `setup.sh`, which installs
   bubblewrap, util-linux and a Python >= 3.11 venv with them in `/autograder/venv`. The course package itself
@@ -55,7 +55,7 @@ from pathlib import Path
 import course_config
 from course_config import Topic
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 KINDS = ("gradescope", "otter")
 INSTRUCTOR_ONLY = ("nbgrader", "jupyterlab")   # pyproject dependencies a grading run never imports
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
@@ -192,7 +192,7 @@ def bundle_files(kind: str, topic: Topic) -> dict[str, Path | str]:
 
     if kind not in KINDS:
         raise ValueError(f"unknown export kind {kind!r}; known: {', '.join(KINDS)}")
-    files: dict[str, Path | str] = {"course_config.py": REPO / "course_config.py"}
+    files: dict[str, Path | str] = dict(_tree(REPO / "course_config", "course_config"))
     files.update(_tree(REPO / "autograder", "autograder"))
     for slug in [*required_topics(topic), topic.slug]:
         files.update(_tree(REPO / "solutions" / slug, f"solutions/{slug}"))

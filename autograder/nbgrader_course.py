@@ -6,7 +6,7 @@ generate_feedback, release_feedback and export. Students use nbgrader's fetch_as
 only adds what nbgrader cannot know:
 
 - the course folder: nbgrader_config.py and `source/<topic>/` holding only the stamped notebook (points from
-  course_config.py), with `Autograde.exclude_overwriting` naming the student modules as well, so that autograde
+  course_config), with `Autograde.exclude_overwriting` naming the student modules as well, so that autograde
   never copies instructor files over a student's own modules;
 - the earlier topics a topic imports (`Topic.requires`): autograde runs the notebook in
   `autograded/<student>/<topic>/` with its parent on sys.path, so each student's collected earlier topic is put
@@ -55,7 +55,7 @@ def config_text(course: Path, course_id: str, exchange: Path | None, topics: lis
     timeout = int(max(max(t.limits.wall_s, t.torch_limits.wall_s) for t in topics))
     keep = {t.slug: [f"{m}.py" for m in t.modules] for t in topics}
     lines = [
-        "# nbgrader configuration of the course, written by `dlcore course init` from course_config.py.",
+        "# nbgrader configuration of the course, written by `dlcore course init` from course_config.",
         "c = get_config()",
         f"c.CourseDirectory.course_id = {course_id!r}",
         f"c.CourseDirectory.directory_structure = {LAYOUT!r}",

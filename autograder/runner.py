@@ -20,7 +20,7 @@ from autograder.client import StudentError, WorkerClient, WorkerLost
 from autograder.confine import sandbox_mode
 from course_config import Limits, Task, Topic
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
 
 

@@ -31,7 +31,7 @@ import course_config  # noqa: E402
 from autograder.runner import grade_topic  # noqa: E402
 from autograder.confine import sandbox_mode  # noqa: E402
 
-TOPIC = course_config.AUTOENCODERS
+TOPIC = course_config.topic("autoencoders")
 GOALS = {"grading_s": 120.0, "peak_rss_mb": 1536.0, "train_vs_plain_torch": 1.2}
 
 

@@ -34,7 +34,7 @@ from autograder.runner import grade_topic  # noqa: E402
 from autograder.client import WorkerClient  # noqa: E402
 from autograder.confine import sandbox_mode  # noqa: E402
 
-FF = course_config.FEEDFORWARD
+FF = course_config.topic("feedforward")
 GOALS = {"numpy_epoch_vs_torch": 3.0, "outside_student_share": 0.5}
 
 

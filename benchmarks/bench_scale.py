@@ -16,7 +16,7 @@ hidden suite and the sandbox that `dlcore grade` uses here:
 Run: DLCORE_DATA=../shared/data python benchmarks/bench_scale.py [--copies 3] [--cohort 200]
 It adds its figures under "scale" in benchmarks/results.json (the other keys are bench_grading.py's). A Dask worker
 refuses to grade when the grader's files change under it (the fingerprint would lie), so do not edit autograder/,
-solutions/ or course_config.py while it runs ("grader_errors" counts such refusals; it must be 0).
+solutions/ or course_config/ while it runs ("grader_errors" counts such refusals; it must be 0).
 """
 from __future__ import annotations
 

@@ -19,13 +19,13 @@ from autograder.runner import grade_topic  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
-FF = course_config.FEEDFORWARD
+FF = course_config.topic("feedforward")
 # The topics whose sample cohorts the suite grades with `dlcore demo` (six students each, the full hidden suites):
 # the first topic (the report tests read its buggy students) and the cheapest to grade. Every topic's cohort is
 # built and checked without grading (test_cli.test_demo_cohort_of_every_topic), and every topic's reference,
 # stubs and planted bugs are graded by test_reference and test_mutants: grading all seven cohorts again here
 # (about 18 minutes on 2 cores) would only repeat those gradings.
-DEMO_TOPICS = (course_config.TOPICS[0].slug, course_config.ATTENTION.slug)
+DEMO_TOPICS = (course_config.TOPICS[0].slug, course_config.topic("attention").slug)
 
 # CI sets DLCORE_DATA; a developer checkout with ../shared beside it works without it.
 if "DLCORE_DATA" not in os.environ and (REPO.parent / "shared" / "data" / "mnist.npz").is_file():

@@ -23,7 +23,7 @@ from conftest import REPO
 # (folders scanned, the pyproject.toml whose dependencies must cover them, extras counted as declared)
 SCOPES = {
     "grader": ([REPO / "autograder", REPO / "solutions", REPO / "tests", REPO / "benchmarks",
-                REPO / "course_config.py", REPO / "assignments"], REPO / "pyproject.toml", True),
+                REPO / "course_config", REPO / "assignments"], REPO / "pyproject.toml", True),
     "student": ([REPO / "release"], REPO / "release" / "pyproject.toml", False),
 }
 

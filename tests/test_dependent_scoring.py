@@ -11,7 +11,7 @@ from autograder.mutants import apply
 from autograder.runner import Session, replaceable_dependencies
 from conftest import SOLUTIONS, by_task, grade
 
-FF = course_config.FEEDFORWARD
+FF = course_config.topic("feedforward")
 MUTANTS = {m.name: m for m in importlib.import_module("autograder.hidden.feedforward").MUTANTS}
 
 
@@ -79,7 +79,7 @@ def test_a_training_loop_given_the_students_model_keeps_the_students_code(tmp_pa
 
     from autograder.runner import reference
 
-    cnn = course_config.CNN
+    cnn = course_config.topic("cnn")
     cnn_mutants = {m.name: m for m in importlib.import_module("autograder.hidden.cnn").MUTANTS}
     folder = apply(cnn_mutants["conv_fast_db_not_summed_over_positions"], "cnn", SOLUTIONS, tmp_path)
     patch = replaceable_dependencies(cnn.task("cnn.train"))
@@ -112,7 +112,7 @@ def test_named_tuple_caches_stay_named_across_the_wire(tmp_path):
     from autograder.mutants import copy_reference
     from autograder.runner import reference
 
-    rnn = course_config.RNN
+    rnn = course_config.topic("rnn")
     folder = copy_reference("rnn", SOLUTIONS, tmp_path)
     with open(folder / "rnn_layers.py", "a") as f:
         f.write("\n\ndef probe(x, h0, Wx, Wh, b, dh):\n    h, cache = lstm_forward(x, h0, Wx, Wh, b)\n"

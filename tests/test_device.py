@@ -86,7 +86,7 @@ def test_unknown_device_is_refused():
 
     assert device_problem("cpu") is None
     assert "unknown device" in device_problem("tpu")
-    assert course_config.FEEDFORWARD.torch_modules  # the topic graded above has a torch worker to place
+    assert course_config.topic("feedforward").torch_modules  # the topic graded above has a torch worker to place
 
 
 # -- on a GPU machine (skipped here): the CUDA run of every topic's torch tasks gives the CPU verdicts ------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 
 import pytest
 
 import course_config
+from course_config import ConfigError, schema
 from autograder import results as R
 from autograder.checks import Checks
 from autograder.runner import load_suite
@@ -56,18 +58,42 @@ def test_configuration_is_consistent():
             assert (not bar.dataset or bar.dataset in course_config.DATASETS) and bar.calibration_seeds
             assert topic.task(bar.task).kind == "auto"
             assert bar.passes(bar.bar) and not bar.passes(float("nan"))
-    with pytest.raises(AssertionError, match="unknown dataset"):
-        bad = dataclasses.replace(course_config.TOPICS[0], datasets=("imagenet",))
-        saved = course_config.TOPICS
-        course_config.TOPICS = (bad,)
-        try:
-            course_config._validate()
-        finally:
-            course_config.TOPICS = saved
+
+    def validate(*topics):
+        schema.validate(topics, course_config.CATEGORY_WEIGHTS, course_config.DATASETS,
+                        course_config.DEPENDENT_SCORING)
+
+    validate(*course_config.TOPICS)
+    first, second = course_config.TOPICS[:2]
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        validate(dataclasses.replace(first, datasets=("imagenet",)))
+    with pytest.raises(ConfigError, match="topic numbers must be 1..2"):
+        validate(first, dataclasses.replace(second, number=first.number))
+    with pytest.raises(ConfigError, match="requires a later topic"):
+        validate(dataclasses.replace(second, number=1), dataclasses.replace(first, number=2))
+
+
+def test_the_topics_are_the_files_of_course_config_topics():
+    """TOPICS is derived: one declaration file per topic, named after it, in the order of Topic.number."""
+    files = sorted(p.stem for p in (REPO / "course_config" / "topics").glob("*.py") if p.stem != "__init__")
+    assert sorted(course_config.TOPIC_SLUGS) == files and len(files) >= 7
+    assert course_config.TOPIC_SLUGS == tuple(t.slug for t in course_config.TOPICS)
+    assert [t.number for t in course_config.TOPICS] == list(range(1, len(files) + 1))
+
+
+def test_a_topic_file_not_named_after_its_topic_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "misnamed.py").write_text("import course_config\nTOPIC = course_config.TOPICS[0]\n")
+    monkeypatch.setattr(course_config.topics, "__path__", [str(tmp_path)])
+    try:
+        with pytest.raises(ConfigError, match="name the file after its slug"):
+            course_config.topics.discover()
+    finally:
+        sys.modules.pop("course_config.topics.misnamed", None)
+        vars(course_config.topics).pop("misnamed", None)
 
 
 def test_results_carry_their_category_and_metrics():
-    ff = course_config.FEEDFORWARD
+    ff = course_config.topic("feedforward")
     res = by_task(grade(REPO / "solutions" / "feedforward", tasks=["feedforward.affine_forward",
                                                                     "feedforward.train_torch"], visibility="public"))
     for name, r in res.items():
@@ -80,7 +106,7 @@ def test_objects_kept_in_a_worker_are_released_after_each_task(reference_copy):
     """A model kept by one task is gone in the next: tasks cannot lean on each other's state."""
     from autograder.runner import Session
 
-    session = Session(course_config.FEEDFORWARD, reference_copy)
+    session = Session(course_config.topic("feedforward"), reference_copy)
     try:
         handle = session.call("net", "TwoLayerNet", 4, 3, 2, keep=True)
         assert session.getattr("net", handle, "params")["W1"].shape == (4, 3)
@@ -95,7 +121,7 @@ def test_torch_worker_has_its_own_limits(reference_copy):
     """The torch module's call limit comes from torch_limits, the NumPy modules' from limits."""
     edit(reference_copy, "torch_net", "        super().__init__()", "        super().__init__()\n        import time\n"
          "        time.sleep(4)")
-    ff = course_config.FEEDFORWARD
+    ff = course_config.topic("feedforward")
     numpy_limits = dataclasses.replace(ff.limits, call_s=2.0)
     torch_limits = dataclasses.replace(ff.torch_limits, call_s=8.0)
     from autograder.runner import grade_topic

@@ -23,7 +23,7 @@ import course_config
 from autograder import batch, export, mutants, reports
 from conftest import SOLUTIONS
 
-TOPIC = course_config.BACKPROP
+TOPIC = course_config.topic("backprop")
 REQUIRED = TOPIC.requires[0]
 STUDENTS = ("ref", "stubs", "mutant")
 pytestmark = pytest.mark.xdist_group("export")  # one xdist worker: the graded cohort and the zips are built once
@@ -83,8 +83,10 @@ def test_the_cohort_is_a_real_test(cohort):
 def test_zips_hold_the_grader_and_the_topic_data_but_no_other_topic(zips):
     for kind, path in zips.items():
         names = set(zipfile.ZipFile(path).namelist())
-        assert {"setup.sh", "run_autograder", "requirements.txt", "course_config.py", "autograder/export.py",
-                f"autograder/hidden/{TOPIC.slug}.py", "toolkit/data.py"} <= names, kind
+        config = {"course_config/__init__.py", "course_config/schema.py", "course_config/topics/__init__.py",
+                  *(f"course_config/topics/{t.slug}.py" for t in course_config.TOPICS)}  # every topic's declaration
+        assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/export.py",
+                f"autograder/hidden/{TOPIC.slug}.py", "toolkit/data.py", *config} <= names, kind
         for slug in (TOPIC.slug, REQUIRED):
             assert any(n.startswith(f"solutions/{slug}/") for n in names), (kind, slug)
         others = {t.slug for t in course_config.TOPICS} - {TOPIC.slug, REQUIRED}

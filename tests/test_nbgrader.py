@@ -31,7 +31,7 @@ from autograder.release import BEGIN, make_stub, solution_regions, stamp_points
 from course_config import Task, Topic
 from toolkit.data import DataMissing, dataset_path
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 COURSE_ID = "dlcore"
 DATASETS = sorted({d for t in course_config.TOPICS for d in t.datasets})  # what the notebooks load
 
@@ -160,7 +160,7 @@ def course(topic, tmp_path_factory) -> Path:
     kernel.kernelspec(root)
     # source/ holds only the notebook: autograde would otherwise overwrite submitted .py files with its copies
     (root / "source" / topic.slug).mkdir(parents=True)
-    # as `dlcore release` does: the graded cells' points come from course_config.py
+    # as `dlcore release` does: the graded cells' points come from course_config
     nb = stamp_points(nbformat.read(source_notebook(topic), as_version=4), topic)
     nbformat.write(nb, root / "source" / topic.slug / topic.notebook)
     nbgrader(root, "generate_assignment", topic.slug, "--force")

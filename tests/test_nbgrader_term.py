@@ -32,9 +32,9 @@ from autograder import mutants
 from autograder.hidden.backprop import MUTANTS
 from toolkit.data import DataMissing, dataset_path
 
-REPO = Path(course_config.__file__).resolve().parent
+REPO = Path(course_config.__file__).resolve().parents[1]
 SOLUTIONS = REPO / "solutions"
-TOPIC = course_config.BACKPROP
+TOPIC = course_config.topic("backprop")
 EARLIER = course_config.topic(TOPIC.requires[0])
 COURSE_ID = "dlcore"
 MUTANT = next(m for m in MUTANTS if m.name == "value_grad_not_accumulated")

@@ -25,7 +25,7 @@ def test_weights_renormalise_over_present_categories():
 
 def _topic_result(points_by_task: dict) -> R.TopicResult:
     tr = R.TopicResult("ada", "feedforward")
-    for t in course_config.FEEDFORWARD.tasks:
+    for t in course_config.topic("feedforward").tasks:
         if t.kind == "manual":
             tr.results.append(R.CheckResult(t.name, 0.0, t.points, R.MANUAL, category=t.category))
         else:
@@ -39,13 +39,13 @@ def test_gradebook_row_and_manual_scores(tmp_path):
     tr = _topic_result({"feedforward.train": 0.0})
     row = gradebook_row("ada", [tr])
     assert row["pending_manual_points"] == 3
-    assert row["total_max"] == course_config.FEEDFORWARD.max_points
+    assert row["total_max"] == course_config.topic("feedforward").max_points
     manual = tmp_path / "m.csv"
     manual.write_text("student,task,points\nada,feedforward.written_comparison,2.5\n")
     apply_manual(tr, load_manual(manual))
     row = gradebook_row("ada", [tr])
     assert row["pending_manual_points"] == 0
-    assert row["total_points"] == course_config.FEEDFORWARD.max_points - 3 - 0.5
+    assert row["total_points"] == course_config.topic("feedforward").max_points - 3 - 0.5
     assert row["letter"] == letter(row["percentage"])[0]
 
 
@@ -65,7 +65,7 @@ def test_category_is_explicit_never_guessed():
     """A result without a known category is an error, not silently counted as implementation."""
     tr = _topic_result({})
     row = gradebook_row("ada", [tr])
-    by_cat = {c: sum(t.points for t in course_config.FEEDFORWARD.tasks if t.category == c)
+    by_cat = {c: sum(t.points for t in course_config.topic("feedforward").tasks if t.category == c)
               for c in course_config.CATEGORY_WEIGHTS}
     for c, pts in by_cat.items():
         assert row.get(f"{c}_max", 0) == pts
@@ -76,7 +76,7 @@ def test_category_is_explicit_never_guessed():
 
 def test_grader_errors_are_counted_not_hidden():
     tr = _topic_result({})
-    t = course_config.FEEDFORWARD.tasks[0]
+    t = course_config.topic("feedforward").tasks[0]
     tr.results[0] = R.CheckResult(t.name, 0.0, t.points, R.GRADER_ERROR, "grader failed", category=t.category,
                                   grader_errors=("ZeroDivisionError",))
     assert gradebook_row("ada", [tr])["grader_errors"] == 1

@@ -28,7 +28,7 @@ from autograder import release, similarity
 from autograder.mutants import write_stubs
 from conftest import REPO, SOLUTIONS
 
-FF = course_config.FEEDFORWARD
+FF = course_config.topic("feedforward")
 COPIES = {"adaeze", "kemi", "zoe<&>"}  # the reference and its two disguised copies (one name needs escaping)
 
 

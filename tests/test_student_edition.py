@@ -21,7 +21,7 @@ PYTHON = os.environ.get("DLCORE_STUDENT_PYTHON")
 pytestmark = pytest.mark.skipif(not (EDITION and PYTHON), reason="no student-edition environment: set "
                                 "DLCORE_STUDENT_EDITION and DLCORE_STUDENT_PYTHON (.ci/run does)")
 # the topic without a dataset and with both a NumPy and a PyTorch worker: cheap, and it exercises both
-TOPIC = course_config.ATTENTION.slug
+TOPIC = course_config.topic("attention").slug
 
 
 def _run(folder: Path, *args: str) -> subprocess.CompletedProcess:
