@@ -260,9 +260,12 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
         if only and prev is not None and prev.submission == submission and prev.fingerprint \
                 and prev.sandbox == sandbox.sandbox_mode():  # the others' results still hold: keep them
             kept[(student, topic)] = prev
-            lost = frozenset(r.task for r in prev.results if r.task not in only and r.points < r.max_points
+            broken = [r.task for r in prev.results if r.task not in only and (r.status == R.GRADER_ERROR
+                                                                             or r.grader_errors)]
+            redo = (*only, *broken)  # a kept result the grader itself failed on is graded again too
+            lost = frozenset(r.task for r in prev.results if r.task not in redo and r.points < r.max_points
                              and r.status != R.MANUAL)
-            todo.append(Job(student, topic, folder, fp, submission, only, lost))
+            todo.append(Job(student, topic, folder, fp, submission, redo, lost))
         else:
             todo.append(Job(student, topic, folder, fp, submission))
     if done:
