@@ -14,6 +14,7 @@ where it stopped. Submissions are only read, never modified.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 import course_config
-from autograder import reports, scoring
+from autograder import reports, scoring, stopping
 from autograder import results as R
 from autograder.runner import REPO
 from autograder.confine import sandbox_mode
@@ -88,14 +89,16 @@ def _one_blas_thread() -> None:
 
 
 def grade_one(student: str, topic: str, folder: str, fp: str, limits: dict | None,
-              device: str | None = None) -> dict:
-    """Grade one topic of one student; returns the Gradescope dict (plain data). The one code path of every
-    executor: a pool process calls it on the submission's folder, a Dask worker on its unpacked copy."""
+              device: str | None = None, tasks: tuple[str, ...] | None = None,
+              lost: frozenset[str] = frozenset()) -> dict:
+    """Grade one topic of one student (only `tasks`, if given); returns the Gradescope dict (plain data). The
+    one code path of every executor: a pool process calls it on the submission's folder, a Dask worker on its
+    unpacked copy."""
     from autograder.runner import grade_topic
 
     lim = course_config.Limits(**limits) if limits else None
     tr = grade_topic(course_config.topic(topic), Path(folder), "hidden", student=student, limits=lim,
-                     torch_limits=lim, device=device)
+                     torch_limits=lim, device=device, tasks=list(tasks) if tasks else None, lost=frozenset(lost))
     tr.fingerprint = fp
     return reports.gradescope(tr)  # extra_data.dlcore.sandbox records which sandbox graded it
 
@@ -130,7 +133,8 @@ def _loaded_version() -> str:
 
 
 def _grade_packed(student: str, topic: str, archive: bytes, origin: str, version: str, fp: str,
-                  limits: dict | None, device: str | None, allow_unisolated: bool) -> dict:
+                  limits: dict | None, device: str | None, allow_unisolated: bool,
+                  tasks: tuple[str, ...] | None = None, lost: frozenset[str] = frozenset()) -> dict:
     """A Dask task: grade one (student, topic) from its zipped folder (see `pack`) through `grade_one`.
 
     The worker must grade with the client's grader and sandbox (else the fingerprint would lie), and refuses to
@@ -150,7 +154,7 @@ def _grade_packed(student: str, topic: str, archive: bytes, origin: str, version
     with tempfile.TemporaryDirectory(prefix="dlcore-dask-") as tmp:
         with zipfile.ZipFile(io.BytesIO(archive)) as z:
             z.extractall(tmp)
-        data = grade_one(student, topic, os.path.join(tmp, topic), fp, limits, device)
+        data = grade_one(student, topic, os.path.join(tmp, topic), fp, limits, device, tasks, lost)
         text = json.dumps(data).replace(json.dumps(tmp)[1:-1], json.dumps(origin)[1:-1])
     data = json.loads(text)
     from distributed import get_worker
@@ -168,10 +172,37 @@ def _internal_error(student: str, topic: str, exc: BaseException) -> R.TopicResu
                                           for t in tp.tasks], notes=[f"grader error: {exc!r}"])
 
 
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One (student, topic) to grade: all of its tasks, or only `tasks` (a regrade) with `lost` naming the kept
+    tasks that lost points (see runner.grade_topic)."""
+
+    student: str
+    topic: str
+    folder: Path
+    fingerprint: str                 # submission + grader: what a later run compares to skip it
+    submission: str                  # the submission alone
+    tasks: tuple[str, ...] | None = None
+    lost: frozenset[str] = frozenset()
+
+
+def _named_tasks(topics: list[str], tasks: list[str] | None) -> dict[str, tuple[str, ...]]:
+    """topic -> the tasks of it named by --task; every name must be a task of one of `topics`."""
+    named: dict[str, tuple[str, ...]] = {}
+    for name in tasks or ():
+        owner = next((t for t in topics if name in {k.name for k in course_config.topic(t).tasks}), None)
+        if owner is None:
+            raise SystemExit(f"--task {name}: not a task of {', '.join(topics)} (tasks are named TOPIC.FUNCTION, "
+                             f"as in results.json)")
+        named[owner] = (*named.get(owner, ()), name)
+    return named
+
+
 def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual: Path | None = None,
           force: bool = False, quiet: bool = False, limits: course_config.Limits | None = None,
           allow_unisolated: bool = False, executor: str = "process", scheduler: str | None = None,
-          device: str | None = None) -> list[dict]:
+          device: str | None = None, students: list[str] | None = None,
+          tasks: list[str] | None = None) -> list[dict]:
     """Grade every student's topics; write results.json, feedback pages and gradebook.csv under `out`.
 
     Refuses (SystemExit) where the sandbox has no filesystem isolation, unless `allow_unisolated` (the grader's
@@ -179,6 +210,13 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
     limits (tests use short ones). `executor` "process" grades in `jobs` pool processes; "dask" on a Dask cluster:
     the one at `scheduler` (an address such as tcp://host:8786), else a local cluster of `jobs` workers.
     `device` ("cpu", "cuda") is where the PyTorch modules' torch code runs; None leaves torch's default (CPU).
+
+    What is already graded with the same submission and grader is skipped (resuming), unless `force`. `students`
+    and `tasks` regrade: only those students, only those tasks (the topics without a named task are left alone),
+    graded again even if unchanged; a regrade of some tasks keeps the other tasks' results where the submission
+    is the one they were graded on. `manual` (a CSV student,task,points) is recorded in `out` and used by every
+    later run, report and course gradebook on `out` until another is given (scoring.recorded_manual). The
+    gradebook and feedback pages cover every student of `submissions` and every topic graded in `out`.
     """
     from autograder import confine
     from autograder.runner import device_problem
@@ -199,16 +237,37 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
     console = Console(quiet=quiet)
     for t in topics:
         course_config.topic(t)  # unknown topic: a clear KeyError before any work
+    named = _named_tasks(topics, tasks)
     work = discover(submissions, topics)
+    everyone = list(dict.fromkeys(s for s, _, _ in work))
+    unknown = sorted(set(students or ()) - set(everyone))
+    if unknown:
+        raise SystemExit(f"--student {', '.join(unknown)}: no such student folder in {submissions}")
+    work = [(s, t, f) for s, t, f in work if (not students or s in students) and (not named or t in named)]
+    out.mkdir(parents=True, exist_ok=True)
+    manual = scoring.record_manual(out, manual)
+    reports.remove_temporaries(out)  # left by a run killed while writing: never a finished result
     version = grading_version()
-    todo, done = [], 0
+    regrade = force or bool(students) or bool(named)
+    todo, kept, done = [], {}, 0
     for student, topic, folder in work:
-        fp = fingerprint(folder, version)
+        fp, submission = fingerprint(folder, version), fingerprint(folder, "")
         prev = reports.read_topic_result(out / student / topic / "results.json")
-        if not force and prev is not None and prev.fingerprint == fp:
+        if not regrade and prev is not None and prev.fingerprint == fp:
             done += 1
             continue
-        todo.append((student, topic, folder, fp))
+        only = named.get(topic)
+        if only and prev is not None and prev.submission == submission and prev.fingerprint \
+                and prev.sandbox == sandbox_mode():  # the others' results still hold: keep them
+            kept[(student, topic)] = prev
+            broken = [r.task for r in prev.results if r.task not in only and (r.status == R.GRADER_ERROR
+                                                                             or r.grader_errors)]
+            redo = (*only, *broken)  # a kept result the grader itself failed on is graded again too
+            lost = frozenset(r.task for r in prev.results if r.task not in redo and r.points < r.max_points
+                             and r.status != R.MANUAL)
+            todo.append(Job(student, topic, folder, fp, submission, redo, lost))
+        else:
+            todo.append(Job(student, topic, folder, fp, submission))
     if done:
         console.print(f"resuming: {done} of {len(work)} already graded with the same submission and grader")
     t0 = time.perf_counter()
@@ -217,37 +276,85 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
         finished = _on_dask(todo, lim, device, version, allow_unisolated, scheduler, max(1, jobs))
     else:
         finished = _on_process_pool(todo, lim, device, max(1, jobs))
-    with Progress(console=console, transient=False) as progress:
+    with Progress(console=console, transient=False) as progress, contextlib.closing(finished):
         bar = progress.add_task("grading", total=len(todo))
-        for student, topic, outcome in finished:
+        for job, outcome in finished:
+            student, topic = job.student, job.topic
             try:
                 if isinstance(outcome, BaseException):
                     raise outcome
-                (out / student / topic).mkdir(parents=True, exist_ok=True)
+                outcome["extra_data"]["dlcore"]["submission"] = job.submission
+                if (student, topic) in kept:
+                    outcome = merge(kept[(student, topic)], outcome)
                 reports.write_atomic(out / student / topic / "results.json", json.dumps(outcome, indent=1))
             except Exception as exc:  # a broken pool process or Dask worker costs this submission, not the batch
                 record_grader_failure(out, student, topic, exc)
                 console.print(f"[red]grader error[/red] on {student}/{topic}: {exc!r}")
             progress.advance(bar)
-    rows = write_reports(topics, [s for s, _, _ in work], out, manual)
+    rows = write_reports(topics, everyone, out, manual)
     console.print(f"graded {len(todo)} in {time.perf_counter() - t0:.1f} s; gradebook: {out / 'gradebook.csv'}")
     return rows
 
 
-Outcome = Iterator[tuple[str, str, "dict | BaseException"]]  # (student, topic, results.json data or the failure)
+def merge(kept: R.TopicResult, regraded: dict) -> dict:
+    """results.json data of a regrade of some tasks (`regraded`, graded now) merged into the earlier grading of the
+    same submission (`kept`): the regraded tasks' results replace theirs, the others' are kept as they were, in
+    the topic's task order; the notes on the files and the fingerprint are the new grading's."""
+    new = reports.topic_result(regraded)
+    by_task = {r.task: r for r in kept.results} | {r.task: r for r in new.results}
+    order = [t.name for t in course_config.topic(kept.topic).tasks]
+    merged = dataclasses.replace(
+        new, results=sorted(by_task.values(), key=lambda r: order.index(r.task) if r.task in order else len(order)),
+        seconds=round(kept.seconds + new.seconds, 3), student_seconds=round(kept.student_seconds
+                                                                           + new.student_seconds, 3))
+    data = reports.gradescope(merged)
+    extra = regraded["extra_data"]["dlcore"]
+    data["extra_data"]["dlcore"] |= {k: v for k, v in extra.items() if k not in data["extra_data"]["dlcore"]}
+    data["extra_data"]["dlcore"]["regraded_tasks"] = [r.task for r in new.results]
+    return data
+
+
+Outcome = Iterator[tuple[Job, "dict | BaseException"]]  # (the job, its results.json data or the failure)
+
+
+def _pool_process_start(parent: int) -> None:
+    """Initializer of a pool process: stops with the batch (autograder.stopping), one BLAS thread."""
+    stopping.in_child(parent)
+    _one_blas_thread()
 
 
 def _on_process_pool(todo: list, lim: dict | None, device: str | None, jobs: int) -> Outcome:
-    """Grade in `jobs` spawned pool processes of this machine, each running `grade_one` on the folder itself."""
+    """Grade in `jobs` spawned pool processes of this machine, each running `grade_one` on the folder itself.
+
+    Stopped (SIGTERM or SIGINT, see autograder.stopping) while waiting, it first hands over every grading that
+    had finished, then shuts the pool down without waiting for the queued ones."""
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no locks or threads inherited
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_one_blas_thread) as pool:
-        futures = {pool.submit(grade_one, s, t, str(f), fp, lim, device): (s, t) for s, t, f, fp in todo}
-        for fut in cf.as_completed(futures):
-            student, topic = futures[fut]
-            try:
-                yield student, topic, fut.result()
-            except Exception as exc:
-                yield student, topic, exc
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pool_process_start,
+                                  initargs=(os.getpid(),))
+    futures: dict = {}
+    finished_normally = False
+    try:
+        futures = {pool.submit(stopping.run_in_child, grade_one, j.student, j.topic, str(j.folder), j.fingerprint,
+                               lim, device, j.tasks, j.lost): j for j in todo}
+        try:
+            for fut in cf.as_completed(futures):
+                yield futures.pop(fut), _outcome(fut)
+        except stopping.Stopped:
+            done = [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+            pool.shutdown(wait=False, cancel_futures=True)
+            for fut in done:  # finished before the signal: keep them, so the rerun does not grade them again
+                yield futures.pop(fut), fut.result()
+            raise
+        finished_normally = True
+    finally:
+        pool.shutdown(wait=finished_normally, cancel_futures=not finished_normally)
+
+
+def _outcome(fut: cf.Future) -> "dict | BaseException":
+    try:
+        return fut.result()
+    except Exception as exc:
+        return exc
 
 
 def _on_dask(todo: list, lim: dict | None, device: str | None, version: str, allow_unisolated: bool,
@@ -265,6 +372,7 @@ def _on_dask(todo: list, lim: dict | None, device: str | None, version: str, all
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                   dashboard_address=None)
     client = Client(scheduler or cluster)
+    finished_normally, in_flight = False, {}
     try:
         if device:  # every worker present must have the device (a worker that joins later is checked per task)
             problems = {w: p for w, p in client.run(_device_problem_here, device).items() if p}
@@ -277,27 +385,31 @@ def _on_dask(todo: list, lim: dict | None, device: str | None, version: str, all
             item = next(pending, None)
             if item is None:
                 return False
-            student, topic, folder, fp = item
-            fut = client.submit(_grade_packed, student, topic, pack(folder.parent, topic), str(folder.parent),
-                                version, fp, lim, device, allow_unisolated,
-                                key=f"dlcore-grade-{topic}-{student}-{batch_id}")
-            running[fut.key] = (student, topic)
+            fut = client.submit(_grade_packed, item.student, item.topic, pack(item.folder.parent, item.topic),
+                                str(item.folder.parent), version, item.fingerprint, lim, device, allow_unisolated,
+                                item.tasks, item.lost, key=f"dlcore-grade-{item.topic}-{item.student}-{batch_id}")
+            running[fut.key] = item
+            in_flight[fut.key] = fut
             queue.add(fut)
             return True
 
         while len(running) < 2 * max(1, sum(client.nthreads().values())) and submit_next():
             pass
         for fut in queue:
-            student, topic = running.pop(fut.key)
+            job = running.pop(fut.key)
+            in_flight.pop(fut.key, None)
             try:
-                yield student, topic, fut.result()
+                yield job, fut.result()
             except Exception as exc:  # KilledWorker, or the grading raised on the worker
-                yield student, topic, exc
+                yield job, exc
             finally:
                 fut.release()
             while len(running) < 2 * max(1, sum(client.nthreads().values())) and submit_next():
                 pass
+        finished_normally = True
     finally:
+        if not finished_normally and in_flight:  # stopped: the scheduler forgets the rest (a task already
+            client.cancel(list(in_flight.values()), force=True)  # running on a remote worker runs to its end)
         client.close()
         if cluster is not None:
             cluster.close()
@@ -315,9 +427,17 @@ def record_grader_failure(out: Path, student: str, topic: str, exc: BaseExceptio
     reports.write_results(out, _internal_error(student, topic, exc))
 
 
+def graded_topics(out: Path, topics: list[str] = ()) -> list[str]:
+    """`topics` and every topic with a results.json under `out`, in the course's order."""
+    slugs = set(topics) | {p.parent.name for p in out.glob("*/*/results.json")}
+    return [t.slug for t in course_config.TOPICS if t.slug in slugs]
+
+
 def write_reports(topics: list[str], students: list[str], out: Path, manual: Path | None = None) -> list[dict]:
-    """Gradebook and feedback pages from the results.json files under `out`."""
-    manual_scores = scoring.load_manual(manual)
+    """Gradebook and feedback pages from the results.json files under `out`, over `topics` and every other topic
+    graded there, with the manual scores given (then recorded in `out`) or else those recorded in `out`."""
+    topics = graded_topics(out, topics)
+    manual_scores = scoring.load_manual(scoring.record_manual(out, manual))
     rows = []
     for student in dict.fromkeys(students):
         trs = []

@@ -203,7 +203,11 @@ def confined_command(python_args: list[str], limits: Limits, mode: str, *, mount
     cgroup = _pids_cgroup(limits.nproc) if is_root else None
     if prlimit and cgroup is None:  # binds once the process is not root (always, after the drop below)
         prlimit.append(f"--nproc={limits.nproc}")
-    drop = [_tool("setpriv"), *DROP_ROOT] if is_root else []
+    # the interpreter dies with the process that started it (kill -9 of the grader leaves no worker behind):
+    # bubblewrap's --die-with-parent, and setpriv's --pdeathsig where no bubblewrap stands between them
+    die = ["--pdeathsig", "KILL"] if mode != "bwrap" else []
+    drop = [_tool("setpriv"), *die, *DROP_ROOT] if is_root else \
+        [_tool("setpriv"), *die, "--"] if die and shutil.which("setpriv") else []
     if mode == "bwrap":
         cmd = [_tool("bwrap"), "--die-with-parent", "--new-session"]
         if is_root:
@@ -237,7 +241,7 @@ def confined_command(python_args: list[str], limits: Limits, mode: str, *, mount
             cmd += parents(dest) + ["--bind" if writable else "--ro-bind", src, dest]
         cmd += ["--chdir", chdir, "--"] + drop
     else:
-        cmd = _plain_root_prefix(plain_tmp, [src for src, _, _ in mounts]) + drop if is_root else []
+        cmd = (_plain_root_prefix(plain_tmp, [src for src, _, _ in mounts]) if is_root else []) + drop
     cmd = prlimit + (["--"] if prlimit else []) + cmd + [sys.executable, *python_args]
     if cgroup:
         cmd = [_tool("sh"), "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup] + cmd

@@ -19,7 +19,8 @@ Reads every `GRADED/<student>/<topic>/results.json` (what `dlcore grade` wrote) 
 - `GRADED/transcripts/<student>.html`: one printable page per student.
 
 Numbers come from `autograder.scoring.gradebook_row`, the same function that writes `gradebook.csv`, so the
-report and the gradebook agree when both see the same manual scores (`--manual`, as given to `dlcore grade`).
+report and the gradebook agree: both use the manual scores `dlcore grade` recorded in GRADED/manual_scores.csv,
+unless the report is given others with `--manual`.
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def _missing(student: str, topic: str, like: R.TopicResult) -> R.TopicResult:
 
 
 def load(graded: Path, manual: Path | None = None) -> Cohort:
-    """Read GRADED/<student>/<topic>/results.json; apply the instructor's manual scores, as `dlcore grade` does."""
+    """Read GRADED/<student>/<topic>/results.json; apply the manual scores `dlcore grade` recorded in GRADED (or
+    `manual`, if given), as `dlcore grade` does."""
     found: dict[str, dict[str, R.TopicResult]] = {}
     for path in sorted(graded.glob("*/*/results.json")):
         tr = reports.read_topic_result(path)
@@ -98,7 +100,7 @@ def load(graded: Path, manual: Path | None = None) -> Cohort:
         raise SystemExit(f"{graded}: no results.json under <student>/<topic>/; run `dlcore grade ... --out {graded}`")
     topics = sorted({t for by_topic in found.values() for t in by_topic}, key=_topic_order)
     examples = {t: next(by_topic[t] for by_topic in found.values() if t in by_topic) for t in topics}
-    manual_scores = scoring.load_manual(manual)
+    manual_scores = scoring.load_manual(scoring.recorded_manual(graded, manual))
     results, rows = {}, []
     missing = {(s, t) for s in found for t in topics if t not in found[s]}
     for student in sorted(found):
@@ -393,5 +395,5 @@ def _warn_if_gradebook_differs(graded: Path, cohort: Cohort) -> None:
     differ = [row["student"] for row in cohort.rows if row["student"] not in book
               or abs(float(book[row["student"]]["percentage"]) - row["percentage"]) > 0.005]
     if differ:
-        print(f"note: {path.name} has other percentages for {', '.join(differ)}: pass the same --manual CSV as to "
-              f"`dlcore grade`, or regrade")
+        print(f"note: {path.name} has other percentages for {', '.join(differ)}: the report used other manual "
+              f"scores than the gradebook (--manual), or the gradebook is stale (rerun `dlcore grade`)")

@@ -64,8 +64,10 @@ def build_cohort(root: Path, topic: course_config.Topic) -> Path:
     return submitted
 
 
-def run(out: Path, jobs: int = 2, topics: list[str] | None = None) -> list[dict]:
-    """Build and grade the sample cohort of `topics` (slugs; default every configured topic)."""
+def run(out: Path, jobs: int = 2, topics: list[str] | None = None, force: bool = False) -> list[dict]:
+    """Build and grade the sample cohort of `topics` (slugs; default every configured topic). The cohort is built
+    the same way every time, so a rerun after an interruption resumes (grades only what is missing); `force`
+    grades it all again."""
     from rich.console import Console
     from rich.table import Table
 
@@ -80,7 +82,7 @@ def run(out: Path, jobs: int = 2, topics: list[str] | None = None) -> list[dict]
     manual.write_text("student,task,points\n" + "".join(f"adaeze,{name},3\n" for name in manual_tasks))
     console.print(f"sample cohort of {len(STUDENTS)} students in {out / 'submitted'}; grading with {jobs} job(s)")
     # the sample cohort is the course's own code, so the plain sandbox is acceptable where bubblewrap is missing
-    rows = batch.grade(topics, out, out / "graded", jobs=jobs, manual=manual, force=True, allow_unisolated=True)
+    rows = batch.grade(topics, out, out / "graded", jobs=jobs, manual=manual, force=force, allow_unisolated=True)
     table = Table(title="gradebook (graded/gradebook.csv)")
     for col in ("student", "submission", "points", "%", "grade"):
         table.add_column(col)

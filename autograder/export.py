@@ -355,12 +355,13 @@ def _prepare(source: Path) -> str | None:
 
 def run_gradescope(slug: str, root: Path | None = None) -> int:
     """Gradescope's entry point: grade <root>/submission, write <root>/results/results.json (root: /autograder)."""
-    from autograder import reports
+    from autograder import reports, stopping
 
     root = Path(root or os.environ.get("DLCORE_GRADESCOPE_ROOT", "/autograder"))
     topic = course_config.topic(slug)
     note = _prepare(REPO)
-    tr = grade_submission(topic, root / "submission", student_id(root / "submission_metadata.json"))
+    with stopping.stop_on_signals():  # Gradescope's time limit: end the sandboxed workers too, write nothing
+        tr = grade_submission(topic, root / "submission", student_id(root / "submission_metadata.json"))
     tr.notes += [note] if note else []
     reports.write_atomic(root / "results" / "results.json", json.dumps(reports.gradescope(tr), indent=1))
     print(f"{slug}: {tr.points:g}/{tr.max_points:g} points for {tr.student} (sandbox: {tr.sandbox})")

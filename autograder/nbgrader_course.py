@@ -30,7 +30,6 @@ nbgrader_config.py, so student code never runs unconfined in nbgrader's process 
 """
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import subprocess
@@ -40,13 +39,12 @@ from pathlib import Path
 import nbformat
 
 import course_config
-from autograder import batch, kernel, reports
+from autograder import batch, kernel, reports, scoring
 from autograder import results as R
 from autograder.release import REPO, graded_cells, stamp_points
 
 LAYOUT = "{nbgrader_step}/{student_id}/{assignment_id}"  # nbgrader's default, which `dlcore grade` reads too
 GRADED = "graded"          # COURSE_DIR/graded/: dlcore's results.json files, feedback pages and gradebook.csv
-MANUAL_CSV = "manual-from-nbgrader.csv"  # in GRADED: the manual scores read from nbgrader's database
 
 
 def config_text(course: Path, course_id: str, exchange: Path | None, topics: list[course_config.Topic]) -> str:
@@ -268,17 +266,14 @@ def graded_topics(course: Path) -> list[str]:
 
 def gradebook(course: Path) -> list[dict]:
     """dlcore's gradebook and feedback pages over every graded topic, with the manual scores from nbgrader's
-    database (also written to GRADED/manual-from-nbgrader.csv, the `--manual` format of `dlcore grade`)."""
+    database (recorded as GRADED/manual_scores.csv, the `--manual` format of `dlcore grade`, which `dlcore
+    report` and later gradings of GRADED use too)."""
     coursedir(course)
     out = course / GRADED
     topics = graded_topics(course)
     if not topics:
         raise SystemExit(f"{out}: nothing graded yet; run `dlcore course autograde TOPIC` first")
-    path = out / MANUAL_CSV
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student", "task", "points"])
-        w.writerows([s, t, p] for (s, t), p in sorted(manual_scores(course).items()))
+    path = scoring.write_manual(out, manual_scores(course))  # recorded: `dlcore report` uses them too
     for slug in topics:
         for line in overridden(course, slug):
             print(f"note: overridden in formgrader (dlcore's gradebook keeps the hidden suite's points): {line}")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from autograder import results as R
+from autograder.reports import write_atomic
 from course_config import CATEGORY_WEIGHTS, GRADE_SCALE
 
 
@@ -59,6 +61,39 @@ def gradebook_row(student: str, topic_results: list[R.TopicResult]) -> dict:
     row["grader_errors"] = sum(tr.grader_errors for tr in topic_results)
     row["sandbox"] = "+".join(sorted({tr.sandbox for tr in topic_results if tr.sandbox})) or "-"  # bwrap | plain
     return row
+
+
+MANUAL_RECORD = "manual_scores.csv"  # in a graded folder: the manual scores its gradebook was computed with
+
+
+def recorded_manual(graded: Path, given: Path | None = None) -> Path | None:
+    """The manual scores to use for `graded`: those `given` (a --manual CSV), else those its gradebook was last
+    computed with (GRADED/manual_scores.csv), else none. Every command that turns results into grades asks this,
+    so the gradebook, the feedback pages and the course report give the same numbers."""
+    if given is not None:
+        return Path(given)
+    path = Path(graded) / MANUAL_RECORD
+    return path if path.is_file() else None
+
+
+def record_manual(graded: Path, given: Path | None) -> Path | None:
+    """Keep a copy of the manual scores `given` as GRADED/manual_scores.csv (checked first, written atomically)
+    and return the scores now recorded for `graded` (see `recorded_manual`)."""
+    record = Path(graded) / MANUAL_RECORD
+    if given is not None and Path(given).resolve() != record.resolve():
+        load_manual(Path(given))  # a malformed CSV stops here, before it replaces the recorded one
+        write_atomic(record, Path(given).read_text())
+    return recorded_manual(graded)
+
+
+def write_manual(graded: Path, scores: dict[tuple[str, str], float]) -> Path:
+    """Record manual scores from elsewhere (nbgrader's database) as GRADED/manual_scores.csv, atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student", "task", "points"])
+    w.writerows([s, t, p] for (s, t), p in sorted(scores.items()))
+    write_atomic(Path(graded) / MANUAL_RECORD, buf.getvalue())
+    return Path(graded) / MANUAL_RECORD
 
 
 def load_manual(path: Path | None) -> dict[tuple[str, str], float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def cmd_grade(args) -> int:
     batch.grade(args.topics, Path(args.submissions).resolve(), Path(args.out).resolve(), jobs=args.jobs,
                 manual=Path(args.manual) if args.manual else None, force=args.force,
                 allow_unisolated=args.allow_unisolated_sandbox, executor=args.executor, scheduler=args.scheduler,
-                device=args.device)
+                device=args.device, students=args.student, tasks=args.task)
     return 0
 
 
@@ -112,7 +113,7 @@ def cmd_demo(args) -> int:
 
     if not _sandbox_ready("demo"):  # the sample cohort is the course's own code: the plain mode will do
         return 2
-    demo.run(Path(args.out).resolve(), jobs=args.jobs, topics=args.topics)
+    demo.run(Path(args.out).resolve(), jobs=args.jobs, topics=args.topics, force=args.force)
     return 0
 
 
@@ -207,8 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--device", choices=("cpu", "cuda"),
                    help="where the PyTorch modules' torch code runs (default: the CPU); cuda needs a GPU on every "
                         "grading machine")
-    g.add_argument("--manual", help="CSV of instructor scores for manual tasks: student,task,points")
+    g.add_argument("--manual", help="CSV of instructor scores for manual tasks: student,task,points (kept in the "
+                                    "--out folder and used by later runs and reports until another is given)")
     g.add_argument("--force", action="store_true", help="regrade even what is already graded")
+    g.add_argument("--student", action="append", metavar="NAME",
+                   help="regrade only this student (repeatable): a regrade request")
+    g.add_argument("--task", action="append", metavar="TOPIC.FUNCTION",
+                   help="regrade only this task (repeatable), keeping the other tasks' results: after a check or "
+                        "a bar was fixed")
     g.add_argument("--allow-unisolated-sandbox", action="store_true",
                    help="grade even where bubblewrap does not work: student code will then run without "
                         "filesystem isolation and be able to read the grader's files (hidden tests, solutions/)")
@@ -219,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--jobs", type=int, default=2)
     d.add_argument("--topics", nargs="+", choices=[t.slug for t in course_config.TOPICS], metavar="TOPIC",
                    help="only these topics' cohorts (default: every topic in course_config.TOPICS)")
+    d.add_argument("--force", action="store_true", help="grade the whole cohort again (default: resume)")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("similarity", help="graders: rank pairs of submissions whose code is suspiciously alike")
@@ -242,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rp = sub.add_parser("report", help="graders: course report (HTML), Moodle grade-import CSV and transcripts")
     rp.add_argument("graded", help="the graded folder of `dlcore grade` (GRADED/<student>/<topic>/results.json)")
-    rp.add_argument("--manual", help="the CSV of instructor scores given to `dlcore grade` (student,task,points)")
+    rp.add_argument("--manual", help="other instructor scores (student,task,points) than those the graded folder "
+                                     "was graded with (GRADED/manual_scores.csv, used by default)")
     rp.set_defaults(func=cmd_report)
 
     co = sub.add_parser("course", help="instructors: a term on nbgrader (release, collect, autograde, feedback, "
@@ -275,8 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     co.set_defaults(func=cmd_course)
 
     args = p.parse_args(argv)
+    from autograder import stopping
+
+    resume = shlex.join(["dlcore", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return args.func(args)
+        with stopping.stop_on_signals(resume):  # every command: SIGTERM or SIGINT stops all it started
+            return args.func(args)
     except KeyError as exc:  # unknown topic or task names
         print(f"dlcore: {exc.args[0]}", file=sys.stderr)
         return 2

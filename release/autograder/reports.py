@@ -5,6 +5,7 @@ Files are written atomically (temporary file + rename), so an interrupted batch 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -22,15 +23,35 @@ STATUS_MARK = {R.PASSED: "passed", R.PARTIAL: "partial", R.FAILED: "FAILED", R.N
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write a temporary file beside `path`, flush it to disk, and rename it over `path`: a reader, or a rerun
+    after a crash or a power loss, sees the old file or the new one, never a part of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):  # the rename itself reaches the disk with the folder's entry
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete what write_atomic left behind in `folder` when a run was killed mid-write (never a finished file)."""
+    found = [p for p in folder.rglob(".*.tmp") if p.is_file() and p.name.count(".") >= 3]
+    for p in found:
+        with contextlib.suppress(OSError):
+            p.unlink()
+    return found
 
 
 def _task_text(r: R.CheckResult) -> str:
@@ -63,6 +84,7 @@ def gradescope(tr: R.TopicResult, visibility: str = "after_published") -> dict:
     return {"score": round(tr.points, 4), "max_score": tr.max_points, "execution_time": tr.seconds,
             "output": summary, "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"dlcore": {"student": tr.student, "topic": tr.topic, "fingerprint": tr.fingerprint,
+                                      "submission": tr.submission,
                                       "notes": tr.notes, "seconds": tr.seconds, "sandbox": tr.sandbox,
                                       "device": tr.device,
                                       "student_seconds": tr.student_seconds,
@@ -70,15 +92,24 @@ def gradescope(tr: R.TopicResult, visibility: str = "after_published") -> dict:
 
 
 def read_topic_result(path: Path) -> R.TopicResult | None:
-    """Load a results.json written by `gradescope`, or None if it is missing or not ours."""
+    """Load a results.json written by `gradescope`, or None if it is missing, cut short or not ours (a rerun of
+    `dlcore grade` then grades it again)."""
     try:
-        data = json.loads(path.read_text())["extra_data"]["dlcore"]
+        return topic_result(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def topic_result(gradescope_data: dict) -> R.TopicResult | None:
+    """The TopicResult that `gradescope` turned into `gradescope_data`, or None if the data are not ours."""
+    try:
+        data = gradescope_data["extra_data"]["dlcore"]
         return R.TopicResult(student=data["student"], topic=data["topic"],
                              results=[R.CheckResult.from_json(r) for r in data["results"]], notes=data["notes"],
                              fingerprint=data["fingerprint"], seconds=data["seconds"],
                              student_seconds=data.get("student_seconds", 0.0), sandbox=data.get("sandbox", ""),
-                             device=data.get("device", ""))
-    except (OSError, ValueError, KeyError, TypeError):
+                             device=data.get("device", ""), submission=data.get("submission", ""))
+    except (KeyError, TypeError, ValueError):
         return None
 
 

@@ -73,6 +73,8 @@ class TopicResult:
     results: list[CheckResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)      # file problems, policy flags (e.g. banned imports)
     fingerprint: str = ""                               # hash of submission + grader, for resuming a batch
+    submission: str = ""                                # hash of the submission alone (a regrade of some tasks
+                                                        # keeps the others' results only for the same files)
     seconds: float = 0.0
     student_seconds: float = 0.0                        # time spent waiting on the student's worker
     sandbox: str = ""                                   # which sandbox ran the student's code: "bwrap" or "plain"

@@ -358,9 +358,12 @@ def device_problem(device: str) -> str | None:
 
 def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student: str = "",
                 seed: int | None = None, limits: Limits | None = None, torch_limits: Limits | None = None,
-                tasks: list[str] | None = None, device: str | None = None) -> R.TopicResult:
+                tasks: list[str] | None = None, device: str | None = None,
+                lost: frozenset[str] = frozenset()) -> R.TopicResult:
     """Grade `folder` (a student's copy of release/<topic>/) with the public or hidden suite. `device` is where the
-    torch worker's tensors live (see Session); verdicts are the same, since values come back as float64 NumPy."""
+    torch worker's tensors live (see Session); verdicts are the same, since values come back as float64 NumPy.
+    `tasks` grades only those; `lost` names tasks left out that lost points when last graded, so a dependent task
+    notes them as it would in a full grading (a regrade of some tasks, `dlcore grade --task`)."""
     if device and device_problem(device):
         raise RuntimeError(device_problem(device))
     t0 = time.perf_counter()
@@ -385,6 +388,8 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
     try:
         for task in topic.tasks:
             if tasks and task.name not in tasks:
+                if task.name in lost:
+                    failed.add(task.name)
                 continue
             seed_t = task_seed(base, task.name, student if visibility == "hidden" else "public")
             if time.perf_counter() - t0 > budget and task.kind == "auto":
