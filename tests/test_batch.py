@@ -10,11 +10,9 @@ import pytest
 
 from autograder import batch
 from autograder.mutants import write_stubs
-from conftest import FF, SOLUTIONS, prepend
+from conftest import FF, SOLUTIONS, prepend, shared_run
 
 AUTO_POINTS = sum(t.points for t in FF.tasks if t.kind == "auto")
-# one worker runs this module, so the graded cohort (the module fixture, about a minute) is graded once, not on
-# every xdist worker that picks up one of its tests
 pytestmark = pytest.mark.xdist_group("batch")
 
 
@@ -27,20 +25,24 @@ def tree_hash(root):
     return h.hexdigest()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    sub = root / "submitted"
-    for name in ("ada", "femi", "kemi"):
-        shutil.copytree(SOLUTIONS / "feedforward", sub / name / "feedforward",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    write_stubs("feedforward", SOLUTIONS, sub / "bisi")
-    prepend(sub / "femi" / "feedforward", "layers", "import os\nos._exit(0)")       # kills its own worker
-    (sub / "kemi" / "feedforward" / "feedforward.ipynb").write_text("{ not json")  # broken notebook
-    before = tree_hash(sub)
-    out = root / "out"
-    rows = batch.grade(["feedforward"], root, out, jobs=2, quiet=True, allow_unisolated=True)
-    return root, sub, out, rows, before
+    """The cohort graded once per test session (conftest.shared_run: whichever xdist worker asks first), read by
+    every test here; a test that changes the output works on a copy."""
+    def run(root):
+        sub = root / "submitted"
+        for name in ("ada", "femi", "kemi"):
+            shutil.copytree(SOLUTIONS / "feedforward", sub / name / "feedforward",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        write_stubs("feedforward", SOLUTIONS, sub / "bisi")
+        prepend(sub / "femi" / "feedforward", "layers", "import os\nos._exit(0)")       # kills its own worker
+        (sub / "kemi" / "feedforward" / "feedforward.ipynb").write_text("{ not json")  # broken notebook
+        before = tree_hash(sub)
+        rows = batch.grade(["feedforward"], root, root / "out", jobs=2, quiet=True, allow_unisolated=True)
+        return dict(rows=rows, before=before)
+
+    root, data = shared_run(tmp_path_factory, "batch", run)
+    return root, root / "submitted", root / "out", data["rows"], data["before"]
 
 
 def test_every_student_gets_the_right_score(graded):
@@ -83,8 +85,10 @@ def test_gradebook_and_feedback_pages(graded):
     assert "not attempted" in page and "Feedback for bisi" in page
 
 
-def test_rerun_resumes_and_regrades_only_what_is_missing(graded):
-    root, sub, out, rows, before = graded
+def test_rerun_resumes_and_regrades_only_what_is_missing(graded, tmp_path):
+    root, sub, shared_out, rows, before = graded
+    out = tmp_path / "out"  # the shared output stays as graded for the other tests
+    shutil.copytree(shared_out, out)
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
     (out / "bisi" / "feedforward" / "results.json").unlink()  # as if the batch had stopped before bisi
     batch.grade(["feedforward"], root, out, jobs=1, quiet=True, allow_unisolated=True)

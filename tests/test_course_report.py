@@ -34,7 +34,7 @@ WIDTH = 1366  # a laptop's screen
 pytestmark = pytest.mark.xdist_group("demo")  # shares the one `dlcore demo` run with tests/test_cli.py
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo(demo_run) -> Path:
     """The demo cohort graded once (`dlcore demo`), then `dlcore report` on it; returns the graded folder."""
     out, _ = demo_run
@@ -204,13 +204,21 @@ def test_one_transcript_per_student(demo):
         assert sum(float(r["weight"]) for r in cats.values()) == pytest.approx(1.0, abs=0.002)
 
 
-def test_report_without_the_manual_scores_says_the_gradebook_differs(demo, tmp_path):
+def test_report_uses_the_recorded_manual_scores_and_names_a_difference(demo, tmp_path):
+    """The graded folder records the manual scores it was graded with, so `dlcore report` without --manual agrees
+    with the gradebook; other manual scores given explicitly make it say which students' percentages differ."""
     copy = tmp_path / "graded"
     shutil.copytree(demo, copy)
     proc = subprocess.run([sys.executable, "-m", "autograder.cli", "report", str(copy)], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "note: gradebook.csv has other percentages for adaeze" in proc.stdout
+    assert "note:" not in proc.stdout, proc.stdout
+    none = tmp_path / "no_manual_scores.csv"
+    none.write_text("student,task,points\n")
+    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "report", str(copy), "--manual", str(none)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: gradebook.csv has other percentages for adaeze" in proc.stdout, proc.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = subprocess.run([sys.executable, "-m", "autograder.cli", "report", str(empty)], capture_output=True,
@@ -279,7 +287,7 @@ def assert_renders(result: dict, min_images: int = 0) -> None:
     assert result["smallest"] >= 12, f"text smaller than 12 px: {result}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> Path:
     folder = Path(os.environ.get("DLCORE_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ FF = course_config.topic("feedforward")
 MUTANTS = {m.name: m for m in importlib.import_module("autograder.hidden.feedforward").MUTANTS}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def wrong_layer(tmp_path_factory):
     """A student whose affine_backward returns dW transposed, and whose TwoLayerNet is correct."""
     return apply(MUTANTS["affine_dw_transposed"], "feedforward", SOLUTIONS, tmp_path_factory.mktemp("dw"))

@@ -47,7 +47,7 @@ def scores(results: dict) -> dict[str, tuple[float, float]]:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
     """submitted/<student>/<topic>/ and <required>/, graded by `dlcore grade` (batch.grade)."""
     root = tmp_path_factory.mktemp("export")
@@ -64,7 +64,7 @@ def cohort(tmp_path_factory):
     return root, sub, expected
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def zips(tmp_path_factory):
     out = tmp_path_factory.mktemp("zips")
     return {kind: export.build(kind, TOPIC.slug, out) for kind in export.KINDS}

@@ -144,13 +144,13 @@ def cell_outputs(course: Path, topic: Topic, student: str) -> dict[str, str]:
 
 
 # one xdist group per topic: a topic's tests share its course folder (and nbgrader runs) on one worker
-@pytest.fixture(scope="module", ids=lambda t: t.slug,
+@pytest.fixture(scope="session", ids=lambda t: t.slug,
                 params=[pytest.param(t, marks=pytest.mark.xdist_group(f"nbgrader-{t.slug}")) for t in course_config.TOPICS])
 def topic(request) -> Topic:
     return request.param
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def course(topic, tmp_path_factory) -> Path:
     """A course directory whose assignment has been generated from the topic's source notebook."""
     root = tmp_path_factory.mktemp(f"nbgrader-{topic.slug}")
@@ -209,7 +209,7 @@ def test_release_notebook_has_no_solutions(course, topic):
     assert list(folder.iterdir()) == [folder / topic.notebook]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def autograded(course, topic) -> Path:
     """Both students hand in, then one `nbgrader autograde` of the assignment grades them (one nbgrader start-up,
     about 9 s, instead of one per student)."""

@@ -143,7 +143,7 @@ def cell_id(task: course_config.Task) -> str:
     return f"test_{fn.replace('.', '_')}" if task.kind == "auto" else fn
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def term(tmp_path_factory) -> dict:
     """Run the term up to autograde, recording what each step left; later steps run in the tests, in order."""
     from autograder import confine

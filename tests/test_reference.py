@@ -14,7 +14,7 @@ TOPICS = pytest.mark.parametrize("topic", course_config.TOPICS, ids=lambda t: t.
 
 
 # one xdist group per topic: its two tests share the topic's runs on one worker, while topics spread over workers
-@pytest.fixture(scope="module", ids=lambda t: t.slug,
+@pytest.fixture(scope="session", ids=lambda t: t.slug,
                 params=[pytest.param(t, marks=pytest.mark.xdist_group(f"hidden_reference-{t.slug}"))
                         for t in course_config.TOPICS])
 def hidden_reference(request):

@@ -32,7 +32,7 @@ def gradebook(out: Path) -> dict[str, dict]:
         return {r["student"]: r for r in csv.DictReader(f)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
     """The reference (adaeze) and a buggy student (chidi), graded once with a manual score for adaeze."""
     root = tmp_path_factory.mktemp("term")

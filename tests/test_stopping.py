@@ -120,7 +120,7 @@ def verdicts(graded: Path) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
     """The demo's sample cohort of the topic and its manual scores, graded once without interruption."""
     root = tmp_path_factory.mktemp("cohort")
