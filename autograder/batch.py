@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Iterator
 
 import course_config
-from autograder import reports, scoring, stopping
+from autograder import lateness, reports, scoring, stopping
 from autograder import results as R
 from autograder.runner import REPO
 from autograder.confine import sandbox_mode
 
 GRADER_SOURCES = ("autograder", "solutions", "course_config")
+# Not part of the grader: the schedule is applied after grading (autograder/lateness.py), so a moved deadline or
+# a changed late policy recomputes the gradebook without regrading anyone.
+NOT_GRADER = (Path("course_config") / "deadlines.py",)
 EXECUTORS = ("process", "dask")
 
 
@@ -50,12 +53,13 @@ def discover(submissions: Path, topics: list[str]) -> list[tuple[str, str, Path]
     return [(s, t, root / s / t) for s in students for t in topics]
 
 
-def _hash_tree(h, folder: Path, base: Path) -> None:
+def _hash_tree(h, folder: Path, base: Path, skip: tuple[Path, ...] = ()) -> None:
     if not folder.exists():
         h.update(f"<missing {folder.name}>".encode())
         return
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and not path.is_symlink():
+        if path.is_file() and "__pycache__" not in path.parts and not path.is_symlink() \
+                and path.relative_to(base) not in skip:
             h.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
 
 
@@ -67,7 +71,7 @@ def grader_version() -> str:
         if p.is_file():
             h.update(p.read_bytes())
         else:
-            _hash_tree(h, p, REPO)
+            _hash_tree(h, p, REPO, NOT_GRADER)
     return h.hexdigest()[:16]
 
 
@@ -202,7 +206,8 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
           force: bool = False, quiet: bool = False, limits: course_config.Limits | None = None,
           allow_unisolated: bool = False, executor: str = "process", scheduler: str | None = None,
           device: str | None = None, students: list[str] | None = None,
-          tasks: list[str] | None = None) -> list[dict]:
+          tasks: list[str] | None = None, extensions: Path | None = None,
+          times: Path | None = None) -> list[dict]:
     """Grade every student's topics; write results.json, feedback pages and gradebook.csv under `out`.
 
     Refuses (SystemExit) where the sandbox has no filesystem isolation, unless `allow_unisolated` (the grader's
@@ -215,8 +220,11 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
     and `tasks` regrade: only those students, only those tasks (the topics without a named task are left alone),
     graded again even if unchanged; a regrade of some tasks keeps the other tasks' results where the submission
     is the one they were graded on. `manual` (a CSV student,task,points) is recorded in `out` and used by every
-    later run, report and course gradebook on `out` until another is given (scoring.recorded_manual). The
-    gradebook and feedback pages cover every student of `submissions` and every topic graded in `out`.
+    later run, report and course gradebook on `out` until another is given (scoring.recorded_manual); so are
+    `extensions` (student,topic,until|days) and `times` (student,topic,submitted_at), see autograder.lateness.
+    Each results.json records the submission time its folder holds (nbgrader's timestamp.txt); the late penalty
+    is applied to the reports, after grading. The gradebook and feedback pages cover every student of
+    `submissions` and every topic graded in `out`.
     """
     from autograder import confine
     from autograder.runner import device_problem
@@ -246,6 +254,8 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
     work = [(s, t, f) for s, t, f in work if (not students or s in students) and (not named or t in named)]
     out.mkdir(parents=True, exist_ok=True)
     manual = scoring.record_manual(out, manual)
+    lateness.record(out, extensions, lateness.EXTENSIONS_RECORD, lateness.load_extensions)
+    lateness.record(out, times, lateness.TIMES_RECORD, lateness.load_times)
     reports.remove_temporaries(out)  # left by a run killed while writing: never a finished result
     version = grading_version()
     regrade = force or bool(students) or bool(named)
@@ -284,6 +294,9 @@ def grade(topics: list[str], submissions: Path, out: Path, jobs: int = 1, manual
                 if isinstance(outcome, BaseException):
                     raise outcome
                 outcome["extra_data"]["dlcore"]["submission"] = job.submission
+                # what the submission folder records (nbgrader's timestamp.txt), read here, never the grading time
+                when, source = lateness.submission_time(job.folder)
+                outcome["extra_data"]["dlcore"] |= {"submitted_at": when, "submitted_source": source}
                 if (student, topic) in kept:
                     outcome = merge(kept[(student, topic)], outcome)
                 reports.write_atomic(out / student / topic / "results.json", json.dumps(outcome, indent=1))
@@ -435,9 +448,11 @@ def graded_topics(out: Path, topics: list[str] = ()) -> list[str]:
 
 def write_reports(topics: list[str], students: list[str], out: Path, manual: Path | None = None) -> list[dict]:
     """Gradebook and feedback pages from the results.json files under `out`, over `topics` and every other topic
-    graded there, with the manual scores given (then recorded in `out`) or else those recorded in `out`."""
+    graded there, with the manual scores given (then recorded in `out`) or else those recorded in `out`, and the
+    late penalties from the submission times, deadlines and extensions recorded there (autograder.lateness)."""
     topics = graded_topics(out, topics)
     manual_scores = scoring.load_manual(scoring.record_manual(out, manual))
+    extensions, times = lateness.recorded(out)
     rows = []
     for student in dict.fromkeys(students):
         trs = []
@@ -445,7 +460,7 @@ def write_reports(topics: list[str], students: list[str], out: Path, manual: Pat
             tr = reports.read_topic_result(out / student / topic / "results.json")
             if tr is None:
                 tr = _internal_error(student, topic, RuntimeError("no readable results.json: not graded yet"))
-            trs.append(scoring.apply_manual(tr, manual_scores))
+            trs.append(lateness.apply(scoring.apply_manual(tr, manual_scores), extensions, times))
         row = scoring.gradebook_row(student, trs)
         rows.append(row)
         reports.write_atomic(out / student / "feedback.html", reports.feedback_html(student, trs, row))

@@ -103,7 +103,9 @@ def cmd_grade(args) -> int:
     batch.grade(args.topics, Path(args.submissions).resolve(), Path(args.out).resolve(), jobs=args.jobs,
                 manual=Path(args.manual) if args.manual else None, force=args.force,
                 allow_unisolated=args.allow_unisolated_sandbox, executor=args.executor, scheduler=args.scheduler,
-                device=args.device, students=args.student, tasks=args.task)
+                device=args.device, students=args.student, tasks=args.task,
+                extensions=Path(args.extensions) if args.extensions else None,
+                times=Path(args.submitted_at) if args.submitted_at else None)
     return 0
 
 
@@ -209,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
                         "grading machine")
     g.add_argument("--manual", help="CSV of instructor scores for manual tasks: student,task,points (kept in the "
                                     "--out folder and used by later runs and reports until another is given)")
+    g.add_argument("--extensions", help="CSV of per-student extensions: student,topic,until (YYYY-MM-DD HH:MM, course "
+                                        "time zone) or student,topic,days (kept in the --out folder like --manual)")
+    g.add_argument("--submitted-at", help="CSV of submission times the folders do not record (nbgrader's "
+                                          "timestamp.txt): student,topic,submitted_at (ISO 8601); kept like --manual")
     g.add_argument("--force", action="store_true", help="regrade even what is already graded")
     g.add_argument("--student", action="append", metavar="NAME",
                    help="regrade only this student (repeatable): a regrade request")

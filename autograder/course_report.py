@@ -19,7 +19,8 @@ Reads every `GRADED/<student>/<topic>/results.json` (what `dlcore grade` wrote) 
 - `GRADED/transcripts/<student>.html`: one printable page per student.
 
 Numbers come from `autograder.scoring.gradebook_row`, the same function that writes `gradebook.csv`, so the
-report and the gradebook agree: both use the manual scores `dlcore grade` recorded in GRADED/manual_scores.csv,
+report and the gradebook agree (late penalties included: the submission times and extensions recorded in GRADED,
+autograder/lateness.py): both use the manual scores `dlcore grade` recorded in GRADED/manual_scores.csv,
 unless the report is given others with `--manual`.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course_config
-from autograder import reports, scoring
+from autograder import lateness, reports, scoring
 from autograder import results as R
 from course_config import CATEGORY_WEIGHTS, GRADE_SCALE
 
@@ -101,11 +102,12 @@ def load(graded: Path, manual: Path | None = None) -> Cohort:
     topics = sorted({t for by_topic in found.values() for t in by_topic}, key=_topic_order)
     examples = {t: next(by_topic[t] for by_topic in found.values() if t in by_topic) for t in topics}
     manual_scores = scoring.load_manual(scoring.recorded_manual(graded, manual))
+    extensions, times = lateness.recorded(graded)  # the late penalties of the gradebook, from the same records
     results, rows = {}, []
     missing = {(s, t) for s in found for t in topics if t not in found[s]}
     for student in sorted(found):
-        trs = [scoring.apply_manual(found[student].get(t) or _missing(student, t, examples[t]), manual_scores)
-               for t in topics]
+        trs = [lateness.apply(scoring.apply_manual(found[student].get(t) or _missing(student, t, examples[t]),
+                                                   manual_scores), extensions, times) for t in topics]
         results[student] = trs
         rows.append(scoring.gradebook_row(student, trs))
     return Cohort(topics, results, rows, missing)
@@ -241,11 +243,23 @@ def _pct(earned: float, possible: float) -> str:
     return f"{100 * earned / possible:.1f}" if possible else "-"
 
 
+def late_cell(trs: list[R.TopicResult]) -> str:
+    """Each topic submitted late (its penalty, points before it) or without a known time; "-" when none."""
+    out = []
+    for tr in trs:
+        late = tr.lateness
+        if late is not None and late.status == R.LATE:
+            out.append(f"{tr.topic}: {late.days_late} d late, -{tr.penalty:g} (of {tr.raw_points:g})")
+        elif late is not None and late.status == R.NO_TIME:
+            out.append(f"{tr.topic}: no submission time")
+    return "; ".join(out) or "-"
+
+
 def student_table(cohort: Cohort) -> tuple[list[str], list[list]]:
     """Header and rows of the per-student table: each category's earned/possible (percent), totals, grade."""
     cats = _categories(cohort)
     head = ["student"] + [CATEGORY_TITLES.get(c, c) for c in cats]
-    head += ["total points", "weighted %", "letter", "grade point", "pending manual", "grader errors"]
+    head += ["total points", "weighted %", "letter", "grade point", "pending manual", "grader errors", "late"]
     rows = []
     for row in cohort.rows:
         cells = [row["student"]]
@@ -253,7 +267,8 @@ def student_table(cohort: Cohort) -> tuple[list[str], list[list]]:
             earned, possible = row.get(f"{c}_points", 0), row.get(f"{c}_max", 0)
             cells.append(f"{earned:g}/{possible:g} ({_pct(earned, possible)} %)")
         cells += [f"{row['total_points']:g}/{row['total_max']:g}", f"{row['percentage']:.2f}", row["letter"],
-                  row["grade_point"], f"{row['pending_manual_points']:g}", row["grader_errors"]]
+                  row["grade_point"], f"{row['pending_manual_points']:g}", row["grader_errors"],
+                  late_cell(cohort.results[row["student"]])]
         rows.append(cells)
     return head, rows
 
@@ -339,9 +354,11 @@ def transcript_html(student: str, trs: list[R.TopicResult], row: dict) -> str:
         parts.append(f"<p class='warn'>{row['grader_errors']} task(s) could not be graded (grader errors): this "
                      f"transcript is provisional until they are regraded.</p>")
     parts.append("<h2>Topics</h2>")
-    parts.append(_table(["topic", "points", "%"], [[_title(tr.topic), f"{tr.points:g}/{tr.max_points:g}",
-                                                    _pct(tr.points, tr.max_points)] for tr in trs],
-                        numeric={1, 2}, attrs=" id='topics'"))
+    parts.append(_table(["topic", "points", "%", "before late penalty", "lateness"],
+                        [[_title(tr.topic), f"{tr.points:g}/{tr.max_points:g}", _pct(tr.points, tr.max_points),
+                          f"{tr.raw_points:g}", late_cell([tr]) if late_cell([tr]) != "-" else
+                          (tr.lateness.status.replace("_", " ") if tr.lateness else "-")] for tr in trs],
+                        numeric={1, 2, 3}, attrs=" id='topics'"))
     parts.append("<h2>Assessment categories</h2>")
     parts.append(_table(["category", "points", "%", "weight"],
                         [[CATEGORY_TITLES.get(c, c), f"{row[c + '_points']:g}/{row[c + '_max']:g}",

@@ -363,8 +363,16 @@ def run_gradescope(slug: str, root: Path | None = None) -> int:
     with stopping.stop_on_signals():  # Gradescope's time limit: end the sandboxed workers too, write nothing
         tr = grade_submission(topic, root / "submission", student_id(root / "submission_metadata.json"))
     tr.notes += [note] if note else []
+    # the late penalty from Gradescope's record of the submission time (never the time of grading): the score is
+    # after it, the tests keep the raw task points, extra_data.dlcore.lateness says why
+    from autograder import lateness
+
+    when = lateness.gradescope_time(root / "submission_metadata.json")
+    tr.submitted_at, tr.submitted_source = (when, "gradescope submission_metadata.json") if when else ("", "")
+    lateness.apply(tr)
     reports.write_atomic(root / "results" / "results.json", json.dumps(reports.gradescope(tr), indent=1))
-    print(f"{slug}: {tr.points:g}/{tr.max_points:g} points for {tr.student} (sandbox: {tr.sandbox})")
+    print(f"{slug}: {tr.points:g}/{tr.max_points:g} points for {tr.student} (sandbox: {tr.sandbox}; "
+          f"{tr.lateness.status if tr.lateness else 'no deadline'})")
     return 0
 
 

@@ -13,7 +13,9 @@ only adds what nbgrader cannot know:
   beside it first;
 - the hidden module suite (`autograder.batch.grade` on `submitted/`), whose task points are then written into
   nbgrader's gradebook database, so formgrader, the feedback pages and `nbgrader export` show the real grade;
-- manual grades (formgrader) read back from that database into dlcore's gradebook (`scoring.apply_manual`).
+- manual grades (formgrader) read back from that database into dlcore's gradebook (`scoring.apply_manual`);
+- each topic's due date (course_config.DEADLINES), set in nbgrader's database at release so that nbgrader and
+  dlcore's late penalty (autograder/lateness.py, from the `timestamp.txt` collect leaves) use one deadline.
 
 One gradebook, its design: nbgrader's database has one grade per graded cell of the source notebook, fixed when
 the assignment is generated. The notebook has exactly one graded cell per automatic task, `check("<task>");`
@@ -133,9 +135,30 @@ def nbgrader(course: Path, *args: str, check: bool = True, allow_unisolated: boo
     return rc
 
 
+def duedate(slug: str) -> str | None:
+    """The topic's deadline (course_config.DEADLINES, course time zone) as nbgrader reads it: ISO 8601 with the
+    offset, which nbgrader's parse_utc turns into the same instant."""
+    from autograder import lateness
+
+    due = lateness.deadline(slug)
+    return due.isoformat() if due else None
+
+
+def set_duedate(course: Path, slug: str) -> str | None:
+    """`nbgrader db assignment add TOPIC --duedate=...` from the configuration, so that nbgrader's lateness
+    (formgrader, its gradebook and export) uses the deadline dlcore's gradebook does. Per-student extensions stay
+    in dlcore's extensions CSV."""
+    due = duedate(slug)
+    if due:
+        nbgrader(course, "db", "assignment", "add", slug, f"--duedate={due}")
+    return due
+
+
 def release(course: Path, slug: str) -> Path:
-    """Refresh source/<topic>/ from assignments/, then nbgrader generate_assignment and release_assignment."""
+    """Set the due date in nbgrader's database, refresh source/<topic>/ from assignments/, then nbgrader
+    generate_assignment and release_assignment."""
     topic = course_config.topic(slug)
+    set_duedate(course, slug)
     write_source(course, topic)
     nbgrader(course, "generate_assignment", slug, "--force")
     nbgrader(course, "release_assignment", slug, "--force")

@@ -26,7 +26,7 @@ def category_points(topic_results: list[R.TopicResult]) -> dict[str, tuple[float
             if r.category not in out:
                 raise ValueError(f"{tr.student}/{tr.topic}: result {r.task} has category {r.category!r}, "
                                  f"not one of {sorted(CATEGORY_WEIGHTS)}; regrade with --force")
-            out[r.category][0] += r.points
+            out[r.category][0] += r.points * tr.factor  # the late penalty takes the same share of every point
             out[r.category][1] += r.max_points
     return {c: (e, p) for c, (e, p) in out.items()}
 
@@ -44,8 +44,14 @@ def gradebook_row(student: str, topic_results: list[R.TopicResult]) -> dict:
     """One gradebook line: per-topic and per-category points, total, percentage, letter and grade point."""
     row: dict = {"student": student}
     for tr in sorted(topic_results, key=lambda t: t.topic):
-        row[f"{tr.topic}_points"] = round(tr.points, 2)
+        row[f"{tr.topic}_points"] = round(tr.points, 2)  # after the late penalty
         row[f"{tr.topic}_max"] = round(tr.max_points, 2)
+        late = tr.lateness
+        if late is not None and late.status != R.NO_DEADLINE:  # beside the points: what lateness cost
+            row[f"{tr.topic}_points_before_penalty"] = round(tr.raw_points, 2)
+            row[f"{tr.topic}_late"] = late.status  # on_time | grace | late | no_time (flagged: check it)
+            row[f"{tr.topic}_days_late"] = late.days_late
+            row[f"{tr.topic}_penalty"] = round(tr.penalty, 2)
     cats = category_points(topic_results)
     for c, (earned, possible) in cats.items():
         if possible:
@@ -57,6 +63,9 @@ def gradebook_row(student: str, topic_results: list[R.TopicResult]) -> dict:
     row["letter"], row["grade_point"] = letter(pct)
     pending = sum(r.max_points for tr in topic_results for r in tr.results if r.status == R.MANUAL)
     row["pending_manual_points"] = round(pending, 2)
+    # topics submitted without a known time: lateness unchecked, for the staff to settle (never taken as on time)
+    row["no_submission_time"] = " ".join(tr.topic for tr in topic_results
+                                         if tr.lateness is not None and tr.lateness.status == R.NO_TIME)
     # tasks the grader itself failed on: their points are not the student's verdict; fix the grader and regrade
     row["grader_errors"] = sum(tr.grader_errors for tr in topic_results)
     row["sandbox"] = "+".join(sorted({tr.sandbox for tr in topic_results if tr.sandbox})) or "-"  # bwrap | plain

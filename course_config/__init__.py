@@ -5,17 +5,20 @@ suite read them from here; nothing else retypes them. It has three parts:
 - `course_config/schema.py`: the typed records (frozen dataclasses, a comment on every field; unknown keys raise)
   and `validate`, which refuses an inconsistent configuration at import;
 - this file: what holds for the whole course (category weights, grade scale, tolerances, datasets, limits, seed);
+- `course_config/deadlines.py`: the term's schedule (due dates, time zone, late policy), applied after grading;
 - `course_config/topics/<slug>.py`: one topic each (`TOPIC = Topic(...)`: its tasks, points, bars, limits).
   TOPICS is derived from those files, in the order of `Topic.number`: adding a topic is adding its file.
 """
 from __future__ import annotations
 
-from course_config.schema import ConfigError, Dataset, Limits, Task, Tolerances, Topic, TrainingBar, validate
+from course_config.deadlines import DEADLINES, LATE_POLICY, TIMEZONE
+from course_config.schema import (ConfigError, Dataset, Deadline, LatePolicy, Limits, Task, Tolerances, Topic,
+                                  TrainingBar, validate, validate_deadlines)
 from course_config.topics import discover
 
-__all__ = ["BANNED_IN_NUMPY_WORKER", "CATEGORY_WEIGHTS", "DATASETS", "DEPENDENT_SCORING", "GRADE_SCALE",
-           "GRADING_SEED", "NOTEBOOK_KERNEL_LIMITS", "TOLERANCES", "TOPICS", "TOPIC_SLUGS", "ConfigError", "Dataset",
-           "Limits", "Task", "Tolerances", "Topic", "TrainingBar", "all_tasks", "topic"]
+__all__ = ["BANNED_IN_NUMPY_WORKER", "CATEGORY_WEIGHTS", "DATASETS", "DEADLINES", "DEPENDENT_SCORING",
+           "GRADE_SCALE", "GRADING_SEED", "LATE_POLICY", "NOTEBOOK_KERNEL_LIMITS", "TIMEZONE", "TOLERANCES", "TOPICS",
+           "TOPIC_SLUGS", "ConfigError", "Dataset", "Deadline", "LatePolicy", "Limits", "Task", "Tolerances", "Topic", "TrainingBar", "all_tasks", "topic"]
 
 # Assessment categories of the course and their weight in the final percentage. When a gradebook covers only
 # some topics, the weights are renormalised over the categories that have points in it (see autograder.scoring).
@@ -90,3 +93,4 @@ def all_tasks() -> list[Task]:
 
 
 validate(TOPICS, CATEGORY_WEIGHTS, DATASETS, DEPENDENT_SCORING)
+validate_deadlines(TOPICS, DEADLINES, TIMEZONE, LATE_POLICY)

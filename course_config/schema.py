@@ -149,6 +149,27 @@ class Topic:
         raise KeyError(f"{self.slug}: no task named {name!r}; known: {[t.name for t in self.tasks]}")
 
 
+@dataclass(frozen=True)
+class LatePolicy:
+    """What a late submission costs. Applied after grading to the topic's points (autograder/lateness.py); the
+    task points in results.json stay as graded."""
+
+    kind: str = "per_day"           # "per_day": `per_day` of the points per started day late, at most `cap`;
+                                    # "zero_after_grace": no points once later than the grace; "accept": no penalty
+    grace_minutes: float = 0.0      # this much past the deadline still counts as on time (upload delays)
+    per_day: float = 0.10           # "per_day": fraction of the topic's earned points lost per started day late
+    cap: float = 0.50               # "per_day": the largest fraction lost, however late
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a topic is due. The time is a wall-clock time in the course's time zone (course_config.TIMEZONE)."""
+
+    topic: str                      # the topic's slug
+    due: str                        # "YYYY-MM-DD HH:MM", e.g. "2026-09-25 23:59" (Lagos time by default)
+    policy: "LatePolicy | None" = None  # this topic's late policy; None: the course's LATE_POLICY
+
+
 class ConfigError(ValueError):
     """The configuration contradicts itself. Raised when course_config is imported, before anything is graded."""
 
@@ -189,3 +210,29 @@ def validate(topics: tuple[Topic, ...], category_weights: dict[str, float], data
             _require(r in slugs[:slugs.index(tp.slug)], f"{tp.slug}: requires a later topic {r!r}")
     _require(abs(sum(category_weights.values()) - 1.0) < 1e-12, "category weights must sum to 1")
     _require(dependent_scoring in ("end_to_end", "isolated"), f"unknown DEPENDENT_SCORING {dependent_scoring!r}")
+
+
+LATE_KINDS = ("per_day", "zero_after_grace", "accept")
+
+
+def validate_deadlines(topics: tuple[Topic, ...], deadlines: dict[str, Deadline], timezone: str,
+                       policy: LatePolicy) -> None:
+    """Deadlines name known topics with a parseable local time in an existing time zone; policies make sense."""
+    import datetime
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"TIMEZONE {timezone!r} is not a time zone zoneinfo knows ({exc})")
+    slugs = [tp.slug for tp in topics]
+    for key, d in deadlines.items():
+        _require(key == d.topic and d.topic in slugs, f"deadline {key!r}: not a topic ({', '.join(slugs)})")
+        try:
+            datetime.datetime.strptime(d.due, "%Y-%m-%d %H:%M")
+        except ValueError:
+            raise ConfigError(f"deadline of {d.topic}: due {d.due!r} is not 'YYYY-MM-DD HH:MM'")
+    for name, p in [("LATE_POLICY", policy)] + [(d.topic, d.policy) for d in deadlines.values() if d.policy]:
+        _require(p.kind in LATE_KINDS, f"{name}: late policy kind {p.kind!r}, not one of {LATE_KINDS}")
+        _require(p.grace_minutes >= 0 and 0 <= p.per_day <= 1 and 0 <= p.cap <= 1,
+                 f"{name}: grace_minutes >= 0 and per_day, cap in [0, 1]")

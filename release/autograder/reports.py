@@ -76,6 +76,9 @@ def gradescope(tr: R.TopicResult, visibility: str = "after_published") -> dict:
         "tags": [*r.tags, r.category],
     } for r in tr.results]
     summary = f"{tr.topic}: {tr.points:g}/{tr.max_points:g} points"
+    late = _late_line(tr)
+    if late:
+        summary += "\n" + late
     if tr.grader_errors:
         summary += (f"\nThe grader failed on {tr.grader_errors} task(s) (not your mistake); the course staff will "
                     f"fix it and regrade.")
@@ -88,6 +91,10 @@ def gradescope(tr: R.TopicResult, visibility: str = "after_published") -> dict:
                                       "notes": tr.notes, "seconds": tr.seconds, "sandbox": tr.sandbox,
                                       "device": tr.device,
                                       "student_seconds": tr.student_seconds,
+                                      # the score above is after the late penalty; the tests keep raw points
+                                      "raw_points": round(tr.raw_points, 4),
+                                      "submitted_at": tr.submitted_at, "submitted_source": tr.submitted_source,
+                                      "lateness": tr.lateness.to_json() if tr.lateness else None,
                                       "results": [r.to_json() for r in tr.results]}}}
 
 
@@ -108,7 +115,10 @@ def topic_result(gradescope_data: dict) -> R.TopicResult | None:
                              results=[R.CheckResult.from_json(r) for r in data["results"]], notes=data["notes"],
                              fingerprint=data["fingerprint"], seconds=data["seconds"],
                              student_seconds=data.get("student_seconds", 0.0), sandbox=data.get("sandbox", ""),
-                             device=data.get("device", ""), submission=data.get("submission", ""))
+                             device=data.get("device", ""), submission=data.get("submission", ""),
+                             submitted_at=data.get("submitted_at") or "",
+                             submitted_source=data.get("submitted_source") or "",
+                             lateness=R.Lateness(**data["lateness"]) if data.get("lateness") else None)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -128,6 +138,13 @@ def write_gradebook(path: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_atomic(path, buf.getvalue())
+
+
+def _late_line(tr: R.TopicResult) -> str:
+    """The lateness of a topic in words ("" when the topic has no deadline or lateness was not applied)."""
+    from autograder.lateness import summary
+
+    return summary(tr.lateness, round(tr.raw_points, 2), round(tr.points, 2))
 
 
 def _dependent_scores(r: R.CheckResult) -> str:
@@ -158,7 +175,12 @@ def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -
         parts.append(f"<p class='ERROR'><b>The grader failed on {row['grader_errors']} task(s).</b> This is not your "
                      f"mistake: the course staff will fix the grader and regrade; those tasks show GRADER ERROR.</p>")
     for tr in topic_results:
-        parts.append(f"<h2>{e(course_config.topic(tr.topic).title)}: {tr.points:g}/{tr.max_points:g}</h2>")
+        before = f" ({tr.raw_points:g} before the late penalty)" if tr.penalty > 1e-9 else ""
+        parts.append(f"<h2>{e(course_config.topic(tr.topic).title)}: {tr.points:g}/{tr.max_points:g}{before}</h2>")
+        if _late_line(tr):
+            status = tr.lateness.status
+            parts.append(f"<p class='{'ERROR' if status in (R.LATE, R.NO_TIME) else 'passed'} late'>"
+                         f"{e(_late_line(tr))}</p>")
         parts += [f"<p class='ERROR'>{e(n)}</p>" for n in tr.notes]
         parts.append("<table><tr><th>task</th><th>points</th><th>status</th><th>what to fix</th></tr>")
         for r in tr.results:
@@ -203,6 +225,8 @@ def print_topic(tr: R.TopicResult, console=None, verbose: bool = True) -> None:
     console.print(table)
     for note in tr.notes:
         console.print(f"[red]note:[/red] {escape(note)}", highlight=False)
+    if _late_line(tr):
+        console.print(_late_line(tr), highlight=False, markup=False)
     if not verbose:
         return
     for r in tr.results:

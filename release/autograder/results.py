@@ -64,6 +64,30 @@ class CheckResult:
         return cls(**d)
 
 
+# Lateness statuses (autograder.lateness): the deadline is course_config.DEADLINES plus any extension.
+ON_TIME, GRACE, LATE = "on_time", "grace", "late"   # grace: after the deadline, within the policy's grace
+NO_TIME = "no_time"               # the grader has no submission time: flagged, never taken as on time
+NO_DEADLINE = "no_deadline"       # the topic has no due date
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """How late one submission was and what that cost, computed after grading from recorded data only."""
+
+    status: str                    # ON_TIME, GRACE, LATE, NO_TIME or NO_DEADLINE
+    submitted_at: str = ""         # ISO 8601 with its UTC offset, "" when unknown
+    source: str = ""               # where that time came from ("nbgrader timestamp.txt", "gradescope", a CSV)
+    due: str = ""                  # the deadline applied, ISO 8601 in the course time zone ("" for none)
+    extended: bool = False         # `due` is a per-student extension
+    seconds_late: float = 0.0      # past `due` (0 when on time)
+    days_late: int = 0             # started days past `due`, charged by a "per_day" policy
+    fraction: float = 0.0          # of the earned points lost, 0..1
+    policy: str = ""               # the policy applied, in words
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class TopicResult:
     """All task results of one student for one topic, plus what the grader noticed about the files."""
@@ -79,10 +103,29 @@ class TopicResult:
     student_seconds: float = 0.0                        # time spent waiting on the student's worker
     sandbox: str = ""                                   # which sandbox ran the student's code: "bwrap" or "plain"
     device: str = ""                                    # where its torch code ran: "cpu" or "cuda" (--device)
+    submitted_at: str = ""                              # when it was submitted (ISO 8601 with offset), as read
+    submitted_source: str = ""                          # at grading time from this source; "" when unknown
+    lateness: Lateness | None = None                    # set after grading (autograder.lateness.apply)
+
+    @property
+    def raw_points(self) -> float:
+        """The task points as graded, before any late penalty."""
+        return sum(r.points for r in self.results)
+
+    @property
+    def factor(self) -> float:
+        """What the late penalty leaves of every earned point (1 when on time or not yet applied)."""
+        return 1.0 - (self.lateness.fraction if self.lateness else 0.0)
+
+    @property
+    def penalty(self) -> float:
+        """Points lost to lateness."""
+        return self.raw_points - self.points
 
     @property
     def points(self) -> float:
-        return sum(r.points for r in self.results)
+        """The topic's points after the late penalty."""
+        return self.raw_points * self.factor
 
     @property
     def max_points(self) -> float:
