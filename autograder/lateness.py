@@ -41,12 +41,25 @@ def parse_time(text: str) -> dt.datetime:
     """An aware datetime from nbgrader's timestamp format ("%Y-%m-%d %H:%M:%S.%f %Z", parsed as nbgrader's own
     `parse_utc` does), ISO 8601 with an offset, or a wall-clock time without one (course time zone)."""
     text = text.strip()
-    if len(text.split(" ")) == 3:  # nbgrader's format: the same parser nbgrader's formgrader uses
-        from nbgrader.utils import parse_utc
-
-        return parse_utc(text).replace(tzinfo=dt.timezone.utc)
+    parts = text.split(" ")
+    if len(parts) == 3:  # nbgrader's format, read as nbgrader's own parse_utc reads it (tests compare the two)
+        when = dt.datetime.fromisoformat(f"{parts[0]} {parts[1]}")
+        return when.replace(tzinfo=_nbgrader_zone(parts[2]))
     when = dt.datetime.fromisoformat(text)
     return when if when.tzinfo else when.replace(tzinfo=zone())
+
+
+def _nbgrader_zone(token: str) -> dt.tzinfo:
+    """The zone of nbgrader's timestamp: an offset in seconds, a zone name, or (like nbgrader, whose dateutil knows
+    no abbreviation such as WAT) UTC for a name no zone database has."""
+    try:
+        return dt.timezone(dt.timedelta(seconds=int(token)))
+    except ValueError:
+        pass
+    try:
+        return ZoneInfo(token)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        return dt.timezone.utc
 
 
 def iso(when: dt.datetime) -> str:

@@ -89,13 +89,14 @@ def test_without_a_time_is_flagged_never_on_time():
 def test_nbgrader_timestamp_txt_in_nbgraders_own_format(tmp_path):
     """timestamp.txt as nbgrader's Exchange writes it (timestamp_format "%Y-%m-%d %H:%M:%S.%f %Z" in its
     configured time zone, UTC by default) reads as the instant nbgrader's own parse_utc reads."""
-    from dateutil.tz import gettz
+    from zoneinfo import ZoneInfo
+
     from nbgrader.exchange.abc.exchange import Exchange
     from nbgrader.utils import parse_utc
 
     fmt = Exchange.timestamp_format.default_value
     for zone in ("UTC", "Africa/Lagos"):
-        stamp = dt.datetime(2026, 10, 10, 0, 30, 5, 123456, tzinfo=gettz(zone)).strftime(fmt)
+        stamp = dt.datetime(2026, 10, 10, 0, 30, 5, 123456, tzinfo=ZoneInfo(zone)).strftime(fmt)
         (tmp_path / "timestamp.txt").write_text(stamp)
         when, source = lateness.submission_time(tmp_path)
         assert source == "nbgrader timestamp.txt"
