@@ -21,7 +21,7 @@ import traceback
 
 from autograder.capture import Capture
 from autograder.import_policy import USED_BANNED, BanImports, Standin
-from autograder.wire import WireError, decode, encode, named_tuple_class, read_message, write_message
+from autograder.wire import Memo, WireError, decode, encode, named_tuple_class, read_message, write_message
 
 
 class ParentObject:
@@ -40,6 +40,7 @@ class WorkerServer:
         self.objects: dict[int, object] = {}
         self.next_handle = 1
         self.banned = banned
+        self.memo = Memo()  # the blobs of recent callback messages (see autograder.wire.Memo)
 
     # -- handles ---------------------------------------------------------------------------------
     def keep(self, obj) -> dict:
@@ -152,9 +153,16 @@ class WorkerServer:
         def reference(*args, **kwargs):  # the grader runs the reference and sends back only its result
             blobs: list[bytes] = []
             live: list[int] = []  # handles of the student's own objects among the arguments
-            request = {"callback": name, "args": [encode(a, blobs, lambda o: keep_live(o, live)) for a in args],
-                       "kwargs": encode(kwargs, blobs, lambda o: keep_live(o, live))}
+            memo = worker.memo
+            try:
+                request = {"callback": name,
+                           "args": [encode(a, blobs, lambda o: keep_live(o, live), memo=memo) for a in args],
+                           "kwargs": encode(kwargs, blobs, lambda o: keep_live(o, live), memo=memo)}
+            except BaseException:
+                memo.pending = []
+                raise
             if live:  # e.g. a training loop given the student's model: the reference cannot drive a sandbox object
+                memo.pending = []
                 for n in live:
                     worker.objects.pop(n, None)
                 if not unreplaced:
@@ -163,11 +171,17 @@ class WorkerServer:
                     unreplaced.append(True)
                 return original(*args, **kwargs)
             write_message(worker.fd_out, request, blobs)
+            memo.commit(blobs)
             reply, reply_blobs = read_message(worker.fd_in)
-            if not reply.get("ok"):
-                raise RuntimeError(f"the grader's reference {name} failed on these arguments: {reply.get('error')}")
-            return decode(reply.get("value"), reply_blobs, worker.resolve,
-                          lambda cls_name, fields: named_tuple_class(sys.modules.get(module_name), cls_name, fields))
+            try:
+                if not reply.get("ok"):
+                    raise RuntimeError(f"the grader's reference {name} failed on these arguments: "
+                                       f"{reply.get('error')}")
+                return decode(reply.get("value"), reply_blobs, worker.resolve,
+                              lambda cls_name, fields: named_tuple_class(sys.modules.get(module_name), cls_name,
+                                                                         fields), memo)
+            finally:
+                memo.commit(reply_blobs)
 
         reference.__name__ = reference.__qualname__ = name.rpartition(".")[2]
         return reference

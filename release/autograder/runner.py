@@ -16,6 +16,7 @@ from pathlib import Path
 
 import course_config
 from autograder import results as R
+from autograder import wire
 from autograder.checks import Context, Suite, task_seed
 from autograder.client import StudentError, WorkerClient, WorkerLost
 from autograder.confine import sandbox_mode
@@ -86,7 +87,7 @@ class Session:
                                        f"({exc.info.get('message')})") from None
             if self.patch:
                 try:
-                    w.patch(self.patch, self._reference_callback)
+                    w.patch(self.patch, functools.partial(self._reference_callback, memo=wire.Memo()))
                 except StudentError as exc:
                     exc.info["message"] = f"importing the modules for isolated scoring failed: {exc.info.get('message')}"
                     raise
@@ -126,11 +127,13 @@ class Session:
             self.spent[kind] += time.perf_counter() - t0
             self.student_seconds += time.perf_counter() - t0
 
-    def _reference_callback(self, header: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
-        """Answer a patched function's call in the worker: run the reference here, send back plain data only."""
-        from autograder import wire
+    def _reference_callback(self, header: dict, blobs: list[bytes], memo=None) -> tuple[dict, list[bytes]]:
+        """Answer a patched function's call in the worker: run the reference here, send back plain data only.
+        `memo` (autograder.wire.Memo, one per worker, mirroring the worker's) lets an array that crosses back
+        unchanged travel as a number: a layer's cache, returned by one call and passed to the next."""
         from autograder.client import Handle
 
+        memo = memo if memo is not None else wire.Memo()
         objects = self.parent_objects
 
         def resolve(ref):
@@ -141,26 +144,35 @@ class Session:
             return {"__h__": len(objects), "parent": True, "type": type(obj).__name__}
 
         name = str(header.get("callback"))
-        if name not in self.patch:
-            return {"ok": False, "error": f"{name} is not a replaced function"}, []
-        if header.get("unreplaced"):  # called with the student's own objects: the worker ran the student's code
-            self.unreplaced.add(name)
-            return {"ok": True}, []
-        slug, module, fn = name.split(".")
-        import numpy as np
-
-        def named(cls_name, fields):  # a named tuple (a cache) comes back as the reference's own class, if it has one
-            return wire.named_tuple_class(reference(slug, module), cls_name, fields, fresh=False)
-
         try:
-            args = wire.decode(header.get("args", []), blobs, resolve, named)
-            kwargs = wire.decode(header.get("kwargs", {"__dict__": []}), blobs, resolve, named)
+            if name not in self.patch:
+                return {"ok": False, "error": f"{name} is not a replaced function"}, []
+            if header.get("unreplaced"):  # called with the student's own objects: the worker ran the student's code
+                self.unreplaced.add(name)
+                return {"ok": True}, []
+            slug, module, fn = name.split(".")
+            import numpy as np
+
+            def named(cls_name, fields):  # a named tuple (a cache) comes back as the reference's own class, if any
+                return wire.named_tuple_class(reference(slug, module), cls_name, fields, fresh=False)
+
+            try:
+                args = wire.decode(header.get("args", []), blobs, resolve, named, memo)
+                kwargs = wire.decode(header.get("kwargs", {"__dict__": []}), blobs, resolve, named, memo)
+            except Exception as exc:  # a malformed request
+                return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, []
+        finally:
+            memo.commit(blobs)  # the request's blobs, numbered as the worker numbered them when it sent them
+        out: list[bytes] = []
+        try:
             with np.errstate(all="ignore"):  # the student's values may overflow; the reference just returns them
                 result = getattr(reference(slug, module), fn)(*args, **kwargs)
-            out: list[bytes] = []
-            return {"ok": True, "value": wire.encode(result, out, keep)}, out
+            reply = {"ok": True, "value": wire.encode(result, out, keep, memo=memo)}
         except Exception as exc:  # bad arguments from the student's code: its call fails, as it would
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, []
+            memo.pending, out = [], []
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        memo.commit(out)
+        return reply, out
 
     def end_task(self) -> None:
         """Release every object the task kept in the workers (models, caches), so tasks cannot share state."""
