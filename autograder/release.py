@@ -23,8 +23,8 @@ import course_config
 REPO = Path(course_config.__file__).resolve().parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", BEGIN, END, "BEGIN MARK SCHEME")
-ENGINE_FILES = ("__init__.py", "checks.py", "cli.py", "reports.py", "results.py", "runner.py", "sandbox.py",
-                "scoring.py", "worker.py", "notebook.py", "public")   # hidden/, release.py, batch and demo stay home
+ENGINE_FILES = ("__init__.py", "checks.py", "check_kit.py", "cli.py", "reports.py", "results.py", "runner.py",
+                "sandbox.py", "scoring.py", "worker.py", "notebook.py", "public")   # hidden/, release.py, batch and demo stay home
 BINARY_SUFFIXES = (".npy", ".npz", ".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".h5", ".pyc")
 
 
