@@ -1,9 +1,17 @@
-"""The check kit's pieces that need no sandbox: the torch adapter (toolkit.parity.torch_pair)."""
+"""The check kit's pieces that need no sandbox: the torch adapter (toolkit.parity.torch_pair) and the rule that the
+public checks take every tolerance and speed limit from the configuration."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import course_config
+
 torch = pytest.importorskip("torch")
 from toolkit.parity import torch_pair  # noqa: E402
+
+PUBLIC = Path(__file__).resolve().parents[1] / "autograder" / "public"
 
 
 def test_torch_pair_passes_non_arrays_through_and_returns_the_gradients_asked_for():
@@ -33,3 +41,15 @@ def test_torch_pair_with_several_outputs_takes_one_upstream_gradient_each():
     da, db = backward(d1, d2, cache)
     np.testing.assert_allclose(da, d1 * b + d2)
     np.testing.assert_allclose(db, d1 * a + d2)
+
+
+def test_public_checks_take_tolerances_and_speed_limits_from_the_configuration():
+    """No literal rtol / atol (only rtol=0, an exact comparison of integers) and no tolerance or speed-limit
+    constants in the released checks: they read ctx.tol and ctx.task.speed_limit."""
+    literal = re.compile(r"\b(rtol|atol)=(?!0(\.0)?\b)[0-9]|\b[A-Z_]*(RTOL|ATOL|SPEED_LIMITS?)\s*=")
+    found = [f"{f.name}:{i}: {line.strip()}" for f in sorted(PUBLIC.glob("*.py"))
+             for i, line in enumerate(f.read_text().splitlines(), 1) if literal.search(line)]
+    assert not found, "\n".join(found)
+    timed = [t.name for t in course_config.topic("cnn").tasks if t.speed_limit is not None]
+    assert timed == ["cnn.conv_forward_fast", "cnn.conv_backward_fast", "cnn.max_pool_forward_fast",
+                     "cnn.max_pool_backward_fast"]
