@@ -3,6 +3,7 @@ without timings, so two versions of the engine can be compared grade for grade (
 
     python benchmarks/grade_snapshot.py --out before.json [--topics cnn rnn] [--jobs 2]
     python benchmarks/grade_snapshot.py --compare before.json after.json
+    python benchmarks/grade_snapshot.py --suite public --out public.json [--topics cnn]   # reference and stubs
 
 Each mutant is graded on the tasks its test grades (tests/test_mutants.py: the tasks that run the mutated module,
 less those allowed to lose points), the reference and the stubs on every automatic task. Per task the snapshot keeps
@@ -36,12 +37,12 @@ def _clean(tr) -> list[dict]:
     return out
 
 
-def _job(job: tuple[str, str, str]) -> tuple[str, list[dict]]:
+def _job(job: tuple[str, str, str, str]) -> tuple[str, list[dict]]:
     import course_config
     from autograder.mutants import apply, copy_reference
     from conftest import SOLUTIONS, affected_modules, grade
 
-    slug, kind, name = job
+    slug, kind, name, suite = job
     topic = course_config.topic(slug)
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp)
@@ -58,17 +59,20 @@ def _job(job: tuple[str, str, str]) -> tuple[str, list[dict]]:
                 for f in (REPO / "release" / slug).glob("*.py"):
                     shutil.copy(f, folder / f.name)
             tasks = None
-        tr = grade(folder, tasks=tasks, topic=topic)
+        tr = grade(folder, tasks=tasks, visibility=suite, topic=topic)
     return f"{slug}/{kind}/{name}", _clean(tr)
 
 
-def snapshot(topics: list[str], jobs: int) -> dict:
+def snapshot(topics: list[str], jobs: int, suite: str = "hidden") -> dict:
+    """The hidden suite on the reference, the stubs and every mutant; the public suite on the reference and stubs."""
     import course_config
 
     work = []
     for slug in topics or [t.slug for t in course_config.TOPICS]:
-        work += [(slug, "reference", ""), (slug, "stubs", "")]
-        work += [(slug, "mutant", m.name) for m in importlib.import_module(f"autograder.hidden.{slug}").MUTANTS]
+        work += [(slug, "reference", "", suite), (slug, "stubs", "", suite)]
+        if suite == "hidden":
+            work += [(slug, "mutant", m.name, suite)
+                     for m in importlib.import_module(f"autograder.hidden.{slug}").MUTANTS]
     with ProcessPoolExecutor(jobs) as pool:
         return dict(sorted(pool.map(_job, work)))
 
@@ -90,13 +94,14 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     p.add_argument("--topics", nargs="*", default=[])
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--suite", choices=("hidden", "public"), default="hidden")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = p.parse_args()
     if args.compare:
         diffs = compare(*(json.loads(f.read_text()) for f in args.compare))
         print("\n".join(diffs) or "identical grades")
         return 1 if diffs else 0
-    snap = snapshot(args.topics, args.jobs)
+    snap = snapshot(args.topics, args.jobs, args.suite)
     args.out.write_text(json.dumps(snap, indent=1, sort_keys=True))
     print(f"{len(snap)} gradings written to {args.out}")
     return 0

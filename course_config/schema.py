@@ -23,6 +23,11 @@ class Tolerances:
     grad_directions: int = 3        # random unit directions per tensor in a directional gradient check
     kink_margin: float = 1e-3       # inputs closer than this to a kink (ReLU at 0) are pushed away
     stat_rtol: float = 0.08         # relative error allowed on a sampled standard deviation (weight init)
+    exact_rtol: float = 1e-12       # values passed on unchanged (an array drawn as given, a plot's x positions)
+    scalar_rtol: float = 1e-10      # a scalar autograd engine's values against torch on the same short expression
+    formula_rtol: float = 1e-9      # values from a short closed formula (a normalised image, bits per character)
+    accumulated_rtol: float = 1e-6  # rounding that accumulates: a loss on scores of 1e3, a few optimiser steps
+    float32_rtol: float = 1e-5      # a float32 torch model (the student's own) against float64 formulas on its weights
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,15 @@ class Task:
     kind: str = "auto"              # "auto": the hidden suite scores it; "manual": an instructor scores it
     depends_on: tuple[str, ...] = ()  # tasks whose code this one calls; their bugs may cost points here too
     description: str = ""           # one line shown in tables and feedback
+    speed_limit: float | None = None  # a timed part fails above this many times the oracle's time (None: untimed)
 
     @classmethod
     def named(cls, slug: str, fn: str, points: float, module: str, category: str = "implementation",
-              depends_on: tuple[str, ...] = (), description: str = "", kind: str = "auto") -> Task:
+              depends_on: tuple[str, ...] = (), description: str = "", kind: str = "auto",
+              speed_limit: float | None = None) -> Task:
         """A task named "<slug>.<fn>" after the function it grades; bare dependency names are in the same topic."""
         return cls(f"{slug}.{fn}", points, category, module, fn if kind == "auto" else "", kind,
-                   tuple(d if "." in d else f"{slug}.{d}" for d in depends_on), description)
+                   tuple(d if "." in d else f"{slug}.{d}" for d in depends_on), description, speed_limit)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from autograder.checks import CheckFailed, Checks, backward_parts, forward_part, train_to_bar
+from autograder.check_kit import fit, grad_parts, one_panel
+from autograder.checks import CheckFailed, Checks, forward_part, train_to_bar
+from toolkit.parity import torch_pair
 
 CHECKS = Checks("autoencoders")
 
@@ -29,14 +31,6 @@ def _t(a, grad: bool = False) -> torch.Tensor:
     return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
-def _grads(fn, inputs: dict, names: tuple[str, ...], dout) -> tuple:
-    """Gradients of sum(fn(**inputs) * dout) with respect to `names`, by torch autograd in float64."""
-    tensors = {k: _t(v, grad=k in names) for k, v in inputs.items()}
-    fn(**tensors).backward(_t(dout))
-    grads = tuple(tensors[n].grad.numpy() for n in names)
-    return grads[0] if len(grads) == 1 else grads
-
-
 def torch_kl(mu, logvar):
     """KL(N(mu, exp(logvar)) || N(0, 1)) summed over the last axis, by torch.distributions."""
     return kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mu), 1.0)).sum(-1)
@@ -45,6 +39,10 @@ def torch_kl(mu, logvar):
 def torch_log_lik(x, logits):
     """log Bernoulli(x | sigmoid(logits)) summed over the last axis."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def _sample(mu, logvar, eps):
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 def _mlp(params: dict, x, first: str, second: str):
@@ -63,34 +61,10 @@ class TorchOracle:
     def __init__(self, ctx):
         pass
 
-    @staticmethod
-    def kl_divergence(mu, logvar):
-        return torch_kl(_t(mu), _t(logvar)).numpy(), {"mu": mu, "logvar": logvar}
-
-    @staticmethod
-    def kl_divergence_backward(dkl, cache):
-        return _grads(torch_kl, cache, ("mu", "logvar"), dkl)
-
-    @staticmethod
-    def reparameterize(mu, logvar, eps):
-        inputs = {"mu": mu, "logvar": logvar, "eps": eps}
-        return TorchOracle._sample(**{k: _t(v) for k, v in inputs.items()}).numpy(), inputs
-
-    @staticmethod
-    def _sample(mu, logvar, eps):
-        return mu + torch.exp(0.5 * logvar) * eps
-
-    @staticmethod
-    def reparameterize_backward(dz, cache):
-        return _grads(TorchOracle._sample, cache, ("mu", "logvar"), dz)
-
-    @staticmethod
-    def bernoulli_log_likelihood(x, logits):
-        return torch_log_lik(_t(x), _t(logits)).numpy(), {"x": x, "logits": logits}
-
-    @staticmethod
-    def bernoulli_log_likelihood_backward(dlog_lik, cache):
-        return _grads(torch_log_lik, cache, ("logits",), dlog_lik)
+    kl_divergence, kl_divergence_backward = map(staticmethod, torch_pair(torch_kl))
+    reparameterize, reparameterize_backward = map(staticmethod, torch_pair(_sample, ("mu", "logvar")))
+    bernoulli_log_likelihood, bernoulli_log_likelihood_backward = map(staticmethod,
+                                                                      torch_pair(torch_log_lik, ("logits",)))
 
     @staticmethod
     def elbo(x, logits, mu, logvar):
@@ -193,7 +167,7 @@ def _(ctx):
         kl = ctx.array("kl", kl, (n,))
         estimate, se = _monte_carlo_kl(ctx, inp["mu"], inp["logvar"], 40_000)
         worst = int(np.argmax(np.abs(kl - estimate) / se))
-        ctx.expect(bool(np.all(np.abs(kl - estimate) <= 5 * se + 1e-9)),
+        ctx.expect(bool(np.all(np.abs(kl - estimate) <= 5 * se + ctx.tol.formula_rtol)),
                    f"kl[{worst}] = {kl[worst]:.5g}, but the Monte Carlo estimate is {estimate[worst]:.5g} +- "
                    f"{se[worst]:.2g} (40,000 samples of z ~ N(mu, exp(logvar))): check the sign and the 1/2, and that "
                    f"exp(logvar) is the variance")
@@ -202,7 +176,7 @@ def _(ctx):
 @CHECKS.task("autoencoders.kl_divergence_backward")
 def _(ctx):
     n, latent, _ = _sizes(ctx)
-    backward_parts(ctx, "kl_divergence", "kl_divergence_backward", _gauss(ctx, n, latent))
+    grad_parts(ctx, "kl_divergence", "kl_divergence_backward", _gauss(ctx, n, latent), ("mu", "logvar"))
 
 
 # -- the reparameterisation trick ------------------------------------------------------------------------------------
@@ -224,8 +198,7 @@ def _(ctx):
 @CHECKS.task("autoencoders.reparameterize_backward")
 def _(ctx):
     n, latent, _ = _sizes(ctx)
-    backward_parts(ctx, "reparameterize", "reparameterize_backward", _reparam_inputs(ctx, n, latent),
-                   grad_names=("mu", "logvar"))
+    grad_parts(ctx, "reparameterize", "reparameterize_backward", _reparam_inputs(ctx, n, latent), ("mu", "logvar"))
 
 
 # -- the Bernoulli log-likelihood and the ELBO -----------------------------------------------------------------------
@@ -249,7 +222,7 @@ def _(ctx):
 def _(ctx):
     n, _, d = _sizes(ctx)
     inp = {"x": _pixels(ctx, n, d, binary=False), "logits": 2 * ctx.rng.standard_normal((n, d))}
-    backward_parts(ctx, "bernoulli_log_likelihood", "bernoulli_log_likelihood_backward", inp, grad_names=("logits",))
+    grad_parts(ctx, "bernoulli_log_likelihood", "bernoulli_log_likelihood_backward", inp, ("logits",))
     with ctx.part("dlogits at logits of size 40 to 1e3 (stability)"):
         inp = {"x": _pixels(ctx, n, d), "logits": _large_logits(ctx, n, d)}
         _, cache = ctx.call("bernoulli_log_likelihood", *inp.values(), keep=(1,), returns=("array", "kept"))
@@ -499,13 +472,11 @@ def _negative_elbo(ctx, model, x, draws: int = 1) -> np.ndarray:
 def _train_and_score(ctx, trained: dict):
     """The bar run of each model: train the student's model on binarised MNIST in the worker, score it here."""
     def run_model(kind: str, bar):
-        s = bar.settings
         x_tr, x_te = binarized(bar.dataset, bar.train_size, bar.test_size)
         seed = int(ctx.seed % 100_000)
-        args = (x_tr.shape[1], s["hidden_dim"], s["latent_dim"]) + ((s["beta"],) if kind == "VAE" else ())
-        model = ctx.call(kind, *args, s["dtype"], seed, module="models", keep=True)
-        ctx.call("train", model, x_tr, s["epochs"], s["batch_size"], s["learning_rate"], seed, module="models",
-                 timeout=bar.time_budget_s)
+        model = fit(ctx, bar, kind, "train", (x_tr,), module="models",
+                    model_keys=("hidden_dim", "latent_dim", "beta", "dtype"), own_keys=("iwae_k", "iwae_examples"),
+                    model_kw={"input_dim": x_tr.shape[1], "seed": seed}, train_kw={"seed": seed})
         if kind == "VAE":
             trained["vae"] = (model, bar, x_te)
             return float(np.mean(_negative_elbo(ctx, model, x_te)))
@@ -612,8 +583,9 @@ def _(ctx):
         if panels is None:
             ctx.fail("no figure (see above)")
         want = _decoded(ctx, model, codes.reshape(-1, latent), shape).reshape(rows, cols, *shape)
+        tol = {"rtol": ctx.tol.formula_rtol, "atol": ctx.tol.exact_rtol}
         wrong = [(r, c) for (r, c), ax in panels.items()
-                 if not np.allclose(_image(ctx, ax, f"({r}, {c})", shape), want[r, c], rtol=1e-9, atol=1e-12)]
+                 if not np.allclose(_image(ctx, ax, f"({r}, {c})", shape), want[r, c], **tol)]
         if wrong:
             every = np.broadcast_to(values[None, :, None], codes.shape)  # every dimension set to the value
             hint = ""
@@ -621,7 +593,7 @@ def _(ctx):
             shown = _image(ctx, panels[(r, c)], "", shape)
             for text, alt in (("every latent dimension was set to the value, not only dimension dim", every),
                               ("the value was added to every latent dimension", z[:, None, :] + values[None, :, None])):
-                if np.allclose(shown, _decoded(ctx, model, alt[r, c][None], shape)[0], rtol=1e-9, atol=1e-12):
+                if np.allclose(shown, _decoded(ctx, model, alt[r, c][None], shape)[0], **tol):
                     hint = f": {text}"
             ctx.fail(f"{len(wrong)} of {rows * cols} images differ from the decoder's output for their code; first at "
                      f"row {r}, column {c}{hint}")
@@ -649,9 +621,7 @@ def _(ctx):
         want = ctx.array("mu", mu, (n, latent))[:, :2]
         fig = ctx.figure("plot_latent_scatter", ctx.call("plot_latent_scatter", model, x, y, module="plots"),
                          expected_fig)
-        if len(fig["panels"]) != 1:
-            ctx.fail(f"expected one axes with the scatter plot, found {len(fig['panels'])}")
-        ax = fig["panels"][0]
+        ax = one_panel(ctx, fig, "the scatter plot")
         sets = [s for s in ax["scatter"] if isinstance(s, dict)]
         if not sets:
             ctx.fail("the axes has no scatter plot (ax.scatter)")
@@ -661,7 +631,7 @@ def _(ctx):
             ctx.fail(f"the scatter has {len(points)} points; expected one per example ({n})")
         scale = max(1.0, float(np.abs(want).max()))
         match = np.argmin(np.linalg.norm(want[:, None, :] - points[None, :, :], axis=-1), axis=1)  # (N,)
-        off = np.linalg.norm(points[match] - want, axis=1) > 1e-9 * scale
+        off = np.linalg.norm(points[match] - want, axis=1) > ctx.tol.formula_rtol * scale
         if off.any() or len(set(match.tolist())) != n:
             i = int(np.argmax(off)) if off.any() else 0
             ctx.fail(f"{int(off.sum())} of {n} examples have no point at their mean (first: example {i} at "
@@ -703,9 +673,9 @@ def _(ctx):
             want = _decoded(ctx, model, ctx.array("code", codes, (n, latent)), shape)
             for i in range(n):
                 ctx.compare(f"the input image in column {i}", _image(ctx, panels[(0, i)], f"row 0, column {i}", shape),
-                            x[i].reshape(shape), rtol=1e-12)
+                            x[i].reshape(shape), rtol=ctx.tol.exact_rtol)
                 ctx.compare(f"the reconstruction in column {i}", _image(ctx, panels[(1, i)], f"row 1, column {i}",
-                                                                        shape), want[i], rtol=1e-9)
+                                                                        shape), want[i], rtol=ctx.tol.formula_rtol)
 
 
 SUITE = CHECKS.suite("public", TorchOracle)

@@ -12,29 +12,28 @@ any split of a window's gradient among its tied maxima (the course's rule, the f
 
 The fast functions are also graded on a realistic size, against the naive result, and timed: the student's call,
 with its inputs and outputs kept in the worker so that no data crosses, minus the worker's round trip, may take at
-most SPEED_LIMITS times the oracle's time on the same input, measured in the same run: the reference's fast layer in
-the hidden suite, and PyTorch's conv / pool (float64, autograd for the backward pass) in this public suite. On these
-sizes (measured on the 2-core development machine, quiet and loaded) a loop over output pixels is 60-200 times
-slower than the oracle for conv and 70-1,000 times for max pooling; honest fast layers are 1-13 times for conv
-(CS231n's index-array im2col with np.add.at: 6-13) and 1-27 times for pooling (CS231n's im2col pooling: 26-27; the
-reference's strided maxima are unusually fast), hence the two limits.
+most the task's `speed_limit` (course_config) times the oracle's time on the same input, measured in the same run:
+the reference's fast layer in the hidden suite, and PyTorch's conv / pool (float64, autograd for the backward pass)
+in this public suite. On these sizes (measured on the 2-core development machine, quiet and loaded) a loop over
+output pixels is 60-200 times slower than the oracle for conv and 70-1,000 times for max pooling; honest fast layers
+are 1-13 times for conv (CS231n's index-array im2col with np.add.at: 6-13) and 1-27 times for pooling (CS231n's
+im2col pooling: 26-27; the reference's strided maxima are unusually fast), hence the two limits.
 """
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autograder.check_kit import fit, grad_parts, image_panels, kept_copies, speed_part
 from autograder.checks import Checks, accuracy, describe, forward_part, train_to_bar
-from autograder.client import Handle, StudentError
-from toolkit.parity import torch_reference
+from autograder.client import StudentError
+from toolkit.parity import torch_pair, torch_reference
 
 CHECKS = Checks("cnn")
 
-SPEED_LIMITS = {"conv": 25.0, "pool": 100.0}  # a fast layer fails above this many times the oracle's time
 # Timed sizes: many pixels and few channels, so a loop over pixels is 60+ times slower than the reference, and
 # enough work (several ms) that the noise of a loaded machine's process switches stays small beside it.
 TIMED_CONV = (2, 3, 256, 256, 4, 3, 3, 1, 1)  # N, C, H, W, F, HH, WW, stride, pad: 65,536 output pixels
@@ -44,32 +43,20 @@ SCORE_BATCH = 500  # test images scored per call: a CNN forward of 2,000 images 
 # -- the oracle: PyTorch with the reference's contract -----------------------------------------------------------
 
 
-def _conv(p, x, w, b):
-    return F.conv2d(x, w, b, stride=p["stride"], padding=p["pad"])
+def _conv(x, w, b, conv_param):
+    return F.conv2d(x, w, b, stride=conv_param["stride"], padding=conv_param["pad"])
 
 
-def _max_pool(p, x):
-    return F.max_pool2d(x, (p["pool_height"], p["pool_width"]), p["stride"])
+def _max_pool(x, pool_param):
+    return F.max_pool2d(x, (pool_param["pool_height"], pool_param["pool_width"]), pool_param["stride"])
 
 
-def _avg_pool(p, x):
-    return F.avg_pool2d(x, (p["pool_height"], p["pool_width"]), p["stride"])
+def _avg_pool(x, pool_param):
+    return F.avg_pool2d(x, (pool_param["pool_height"], pool_param["pool_width"]), pool_param["stride"])
 
 
-def _residual(p, x, w1, b1, w2, b2):
-    return torch.relu(_conv(p, torch.relu(_conv(p, x, w1, b1)), w2, b2) + x)
-
-
-def _forward(fn, param, **arrays):
-    """A CS231n forward computed by `fn(param, **tensors)` in float64: (out, cache for _backward)."""
-    return torch_reference(lambda **t: fn(param, **t), arrays, None)[0], (fn, param, arrays)
-
-
-def _backward(dout, cache):
-    """The gradients of a `_forward` layer in the order of its inputs (one array for one input)."""
-    fn, param, arrays = cache
-    grads = tuple(torch_reference(lambda **t: fn(param, **t), arrays, dout)[1].values())
-    return grads[0] if len(grads) == 1 else grads
+def _residual(x, w1, b1, w2, b2, conv_param):
+    return torch.relu(_conv(torch.relu(_conv(x, w1, b1, conv_param)), w2, b2, conv_param) + x)
 
 
 def torch_tiny_cnn(params, reg, X, y=None):
@@ -99,31 +86,16 @@ class TorchOracle:
     parameters). No reference figures: the figure checks test the documented mapping instead."""
 
     plot_filters = plot_feature_maps = None
-    conv_backward_naive = conv_backward_fast = staticmethod(_backward)
-    max_pool_backward_naive = max_pool_backward_fast = avg_pool_backward = staticmethod(_backward)
-    residual_block_backward = staticmethod(_backward)
+    conv_forward_naive, conv_backward_naive = map(staticmethod, torch_pair(_conv))
+    conv_forward_fast, conv_backward_fast = conv_forward_naive, conv_backward_naive
+    max_pool_forward_naive, max_pool_backward_naive = map(staticmethod, torch_pair(_max_pool))
+    max_pool_forward_fast, max_pool_backward_fast = max_pool_forward_naive, max_pool_backward_naive
+    avg_pool_forward, avg_pool_backward = map(staticmethod, torch_pair(_avg_pool))
+    residual_block_forward, residual_block_backward = map(staticmethod, torch_pair(_residual))
     tiny_cnn_loss = staticmethod(torch_tiny_cnn)
 
     def __init__(self, ctx):
         pass
-
-    @staticmethod
-    def conv_forward_naive(x, w, b, conv_param):
-        return _forward(_conv, conv_param, x=x, w=w, b=b)
-
-    @staticmethod
-    def max_pool_forward_naive(x, pool_param):
-        return _forward(_max_pool, pool_param, x=x)
-
-    @staticmethod
-    def avg_pool_forward(x, pool_param):
-        return _forward(_avg_pool, pool_param, x=x)
-
-    @staticmethod
-    def residual_block_forward(x, w1, b1, w2, b2, conv_param):
-        return _forward(_residual, conv_param, x=x, w1=w1, b1=b1, w2=w2, b2=b2)
-
-    conv_forward_fast, max_pool_forward_fast = conv_forward_naive, max_pool_forward_naive
 
     @staticmethod
     def conv_output_shape(H, W, HH, WW, stride, pad):
@@ -200,108 +172,6 @@ def _pool_inputs(ctx, n, c, h, w, ph, pw, stride):
     return {"x": _distinct(ctx, (n, c, h, w)), "pool_param": {"pool_height": ph, "pool_width": pw, "stride": stride}}
 
 
-# -- shared parts ---------------------------------------------------------------------------------------------
-
-
-def grad_part(ctx, label: str, forward: str, backward: str, inputs: dict, grad_names: tuple[str, ...],
-              weight: float = 1.0, oracle: tuple[str, str] | None = None) -> None:
-    """A part: `backward(dout, cache)` on the cache of the student's own `forward` returns, for each of
-    `grad_names`, the oracle's gradient, and agrees with directional numerical derivatives of the oracle's forward.
-    `oracle` names the oracle's (forward, backward) when they differ from the student's."""
-    ref_fwd, ref_bwd = (getattr(ctx.oracle, name) for name in (oracle or (forward, backward)))
-    with ctx.part(label, weight):
-        out, cache = ctx.call(forward, *inputs.values(), keep=(1,), returns=("array", "kept"))
-        ref_out, ref_cache = ref_fwd(**inputs)
-        if out.shape != np.shape(ref_out):
-            ctx.fail(f"{forward} returned out of shape {out.shape}, expected {np.shape(ref_out)}; fix {forward} first")
-        dout = ctx.rng.standard_normal(out.shape)
-        got = ctx.call(backward, dout, cache, returns="array" if len(grad_names) == 1 else ("array",) * len(grad_names))
-        got = got if isinstance(got, tuple) else (got,)
-        want = ref_bwd(dout, ref_cache)
-        want = want if isinstance(want, tuple) else (want,)
-        checked = {}
-        for name, g, expected in zip(grad_names, got, want):
-            checked[name] = ctx.array("d" + name, g, np.shape(inputs[name]))
-            ctx.compare_grad("d" + name, checked[name], expected)
-        ctx.gradcheck(lambda **kw: ref_fwd(**kw)[0], inputs, checked, dout)
-
-
-def _fastest(fn, tries: int) -> float:
-    best = np.inf
-    for _ in range(tries):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _kept_copies(ctx, like, *arrays) -> list:
-    """Copies of `arrays` kept in the student's worker, so timed calls move no data. `like` is an array that the
-    student's code returned and the worker kept; its class's `copy` (NumPy's ndarray.copy) makes the copies."""
-    if not isinstance(like, Handle) or like.type != "ndarray":
-        ctx.fail(f"expected a NumPy array, got {describe(like)}")
-    ndarray = ctx.attr(like, "__class__")
-    return [ctx.method(ndarray, "copy", a, keep=True) for a in arrays]
-
-
-def speed_part(ctx, name: str, limit: float, student_call, oracle_call, probe, size: str) -> None:
-    """Compare the student's time in the worker with the oracle's here (see the module docstring): the fastest of 5
-    oracle calls against the fastest of 3 student calls (1 when the first is hopelessly slow, to save time)."""
-    oracle_s = _fastest(oracle_call, 5)
-    round_trip = _fastest(probe, 5)  # a call that runs no student code and moves no arrays
-    best = np.inf
-    for _ in range(3):
-        best = min(best, _fastest(student_call, 1))
-        ratio = max(best - round_trip, 0.0) / oracle_s
-        if ratio > 4 * limit:
-            break
-    ctx.metric(f"{name}.time_ratio", ratio)
-    oracle = ctx.pick("PyTorch's", "reference's")
-    ctx.expect(ratio <= limit, f"{name} took {1e3 * (best - round_trip):.1f} ms on {size}, {ratio:.0f} times "
-                               f"the {oracle} {1e3 * oracle_s:.2f} ms (the limit is {limit:g} times): "
-                                     f"loop over the window offsets only, never over examples, channels or pixels")
-
-
-def _conv_speed_parts(ctx, backward: bool) -> None:
-    """Time conv_forward_fast (or conv_backward_fast, on the cache of the student's forward) on TIMED_CONV."""
-    inp = _conv_inputs(ctx, *TIMED_CONV)
-    size = "a {}x{}x{}x{} input with {} {}x{} filters".format(*TIMED_CONV[:7])
-    name = "conv_backward_fast" if backward else "conv_forward_fast"
-    limit = SPEED_LIMITS["conv"]
-    with ctx.part(f"speed: at most {limit:g} times the {ctx.pick('PyTorch', 'reference')} time on {size}"):
-        out_h, cache_h = ctx.call("conv_forward_fast", *inp.values(), keep=(0, 1), returns=("kept", "kept"))
-        x_h, w_h, b_h = _kept_copies(ctx, out_h, inp["x"], inp["w"], inp["b"])
-        if not backward:
-            speed_part(ctx, name, limit, lambda: ctx.call(name, x_h, w_h, b_h, inp["conv_param"], keep=True),
-                       lambda: ctx.oracle.conv_forward_fast(**inp), lambda: ctx.attr(x_h, "shape"), size)
-            return
-        ref_out, ref_cache = ctx.oracle.conv_forward_fast(**inp)
-        dout = ctx.rng.standard_normal(np.shape(ref_out))
-        (dout_h,) = _kept_copies(ctx, out_h, dout)
-        speed_part(ctx, name, limit, lambda: ctx.call(name, dout_h, cache_h, keep=True),
-                   lambda: ctx.oracle.conv_backward_fast(dout, ref_cache), lambda: ctx.attr(x_h, "shape"), size)
-
-
-def _pool_speed_part(ctx, backward: bool) -> None:
-    """Time max_pool_forward_fast (or max_pool_backward_fast) on TIMED_POOL."""
-    inp = _pool_inputs(ctx, *TIMED_POOL)
-    size = "a {}x{}x{}x{} input with {}x{} windows, stride {}".format(*TIMED_POOL)
-    name = "max_pool_backward_fast" if backward else "max_pool_forward_fast"
-    limit = SPEED_LIMITS["pool"]
-    with ctx.part(f"speed: at most {limit:g} times the {ctx.pick('PyTorch', 'reference')} time on {size}"):
-        out_h, cache_h = ctx.call("max_pool_forward_fast", *inp.values(), keep=(0, 1), returns=("kept", "kept"))
-        (x_h,) = _kept_copies(ctx, out_h, inp["x"])
-        if not backward:
-            speed_part(ctx, name, limit, lambda: ctx.call(name, x_h, inp["pool_param"], keep=True),
-                       lambda: ctx.oracle.max_pool_forward_fast(**inp), lambda: ctx.attr(x_h, "shape"), size)
-            return
-        ref_out, ref_cache = ctx.oracle.max_pool_forward_fast(**inp)
-        dout = ctx.rng.standard_normal(np.shape(ref_out))
-        (dout_h,) = _kept_copies(ctx, out_h, dout)
-        speed_part(ctx, name, limit, lambda: ctx.call(name, dout_h, cache_h, keep=True),
-                   lambda: ctx.oracle.max_pool_backward_fast(dout, ref_cache), lambda: ctx.attr(x_h, "shape"), size)
-
-
 # -- sizes ------------------------------------------------------------------------------------------------------
 
 
@@ -368,49 +238,44 @@ def _(ctx):
                 ctx.expect(got == want, f"receptive_field({layers}) = {got:g}, expected {want}")
 
 
-# -- convolution ------------------------------------------------------------------------------------------------
+# -- the layers: one table ---------------------------------------------------------------------------------------
 
 
-@CHECKS.task("cnn.conv_forward_naive")
-def _(ctx):
-    for label, inp in _conv_cases(ctx):
-        forward_part(ctx, "conv_forward_naive", inp, ctx.oracle.conv_forward_naive(**inp)[0], label)
+def _speed_part(ctx, forward: str, backward: str | None) -> None:
+    """Time the task's fast layer (`forward`, or `backward` on the cache of the student's forward) on its TIMED
+    size, with the inputs kept in the worker, against the oracle's same layer."""
+    dims, make, size = TIMED[forward]
+    inp, name = make(ctx, *dims), backward or forward
+    with ctx.part(f"speed: at most {ctx.task.speed_limit:g} times the {ctx.pick('PyTorch', 'reference')} time on "
+                  f"{size.format(*dims)}"):
+        out_h, cache_h = ctx.call(forward, *inp.values(), keep=(0, 1), returns=("kept", "kept"))
+        arrays = [k for k, v in inp.items() if isinstance(v, np.ndarray)]
+        kept = dict(zip(arrays, kept_copies(ctx, out_h, *(inp[k] for k in arrays))))
+        probe = lambda: ctx.attr(kept["x"], "shape")  # noqa: E731
+        hint = "loop over the window offsets only, never over examples, channels or pixels"
+        if backward is None:
+            args = [kept.get(k, v) for k, v in inp.items()]
+            speed_part(ctx, name, lambda: ctx.call(name, *args, keep=True),
+                       lambda: getattr(ctx.oracle, forward)(**inp), probe, size.format(*dims), hint)
+            return
+        ref_out, ref_cache = getattr(ctx.oracle, forward)(**inp)
+        dout = ctx.rng.standard_normal(np.shape(ref_out))
+        (dout_h,) = kept_copies(ctx, out_h, dout)
+        speed_part(ctx, name, lambda: ctx.call(name, dout_h, cache_h, keep=True),
+                   lambda: getattr(ctx.oracle, name)(dout, ref_cache), probe, size.format(*dims), hint)
 
 
-@CHECKS.task("cnn.conv_backward_naive")
-def _(ctx):
-    for label, inp in _conv_cases(ctx):
-        grad_part(ctx, label, "conv_forward_naive", "conv_backward_naive", inp, ("x", "w", "b"))
+TIMED = {"conv_forward_fast": (TIMED_CONV, _conv_inputs, "a {}x{}x{}x{} input with {} {}x{} filters"),
+         "max_pool_forward_fast": (TIMED_POOL, _pool_inputs, "a {}x{}x{}x{} input with {}x{} windows, stride {}")}
 
 
-def _realistic_conv(ctx):
-    n = ctx.pick(4, int(ctx.rng.integers(3, 6)))
-    return f"realistic size: {n}x3x32x32 input, 8 filters 3x3, pad 1", _conv_inputs(ctx, n, 3, 32, 32, 8, 3, 3, 1, 1)
-
-
-@CHECKS.task("cnn.conv_forward_fast")
-def _(ctx):
-    """Equal to the naive result (the oracle's naive layer) on the tricky shapes and a realistic one, and fast."""
-    for label, inp in _conv_cases(ctx) + [_realistic_conv(ctx)]:
-        forward_part(ctx, "conv_forward_fast", inp, ctx.oracle.conv_forward_naive(**inp)[0], label)
-    _conv_speed_parts(ctx, backward=False)
-
-
-@CHECKS.task("cnn.conv_backward_fast")
-def _(ctx):
-    naive = ("conv_forward_naive", "conv_backward_naive")
-    for label, inp in _conv_cases(ctx) + [_realistic_conv(ctx)]:
-        grad_part(ctx, label, "conv_forward_fast", "conv_backward_fast", inp, ("x", "w", "b"), oracle=naive)
-    _conv_speed_parts(ctx, backward=True)
-
-
-# -- pooling ----------------------------------------------------------------------------------------------------
-
-
-def _tie_part(ctx, forward: str, backward: str) -> None:
-    """Tied maxima (integer values, many all-zero windows as after a ReLU), windows that do not overlap: each
-    window's gradient must reach its maxima only and add up to dout there, in whatever split the student documents
-    (first maximum, last, or shared); giving the full gradient to every tied maximum multiplies it."""
+def _tie_part(ctx, forward: str, backward: str | None) -> None:
+    """In a max-pool backward check: tied maxima (integer values, many all-zero windows as after a ReLU), windows
+    that do not overlap: each window's gradient must reach its maxima only and add up to dout there, in whatever
+    split the student documents (first maximum, last, or shared); giving the full gradient to every tied maximum
+    multiplies it."""
+    if backward is None:
+        return
     n, c, h, w = ctx.pick((2, 3, 6, 8), (int(ctx.rng.integers(2, 4)), 3, 6, 10))
     x = np.maximum(ctx.rng.integers(-2, 3, (n, c, h, w)), 0).astype(np.float64)
     param = {"pool_height": 2, "pool_width": 2, "stride": 2}
@@ -423,9 +288,10 @@ def _tie_part(ctx, forward: str, backward: str) -> None:
         grads = dx.reshape(windows.shape)
         at_max = windows == out[:, :, :, None, :, None]
         share = grads / dout[:, :, :, None, :, None]  # the fraction of each window's gradient an input got
-        wrong = (~at_max & (grads != 0)) | (share < -1e-9) | (share > 1 + 1e-9)
+        slack = ctx.tol.formula_rtol
+        wrong = (~at_max & (grads != 0)) | (share < -slack) | (share > 1 + slack)
         total = np.where(at_max, share, 0.0).sum(axis=(3, 5))  # (N, C, H', W'): 1 where the split is complete
-        bad = np.argwhere(np.any(wrong, axis=(3, 5)) | (np.abs(total - 1) > 1e-9))
+        bad = np.argwhere(np.any(wrong, axis=(3, 5)) | (np.abs(total - 1) > slack))
         if len(bad):
             i = tuple(int(v) for v in bad[0])
             ties = int(at_max[i[0], i[1], i[2], :, i[3], :].sum())
@@ -434,54 +300,17 @@ def _tie_part(ctx, forward: str, backward: str) -> None:
                      f"a window's gradient to one maximum (the first, as torch does) or split it among them")
 
 
-@CHECKS.task("cnn.max_pool_forward_naive")
-def _(ctx):
-    for label, inp in _pool_cases(ctx, tie_free=True):
-        forward_part(ctx, "max_pool_forward_naive", inp, ctx.oracle.max_pool_forward_naive(**inp)[0], label)
 
-
-@CHECKS.task("cnn.max_pool_backward_naive")
-def _(ctx):
-    for label, inp in _pool_cases(ctx, tie_free=True):
-        grad_part(ctx, label, "max_pool_forward_naive", "max_pool_backward_naive", inp, ("x",))
-    _tie_part(ctx, "max_pool_forward_naive", "max_pool_backward_naive")
+def _realistic_conv(ctx):
+    n = ctx.pick(4, int(ctx.rng.integers(3, 6)))
+    return [(f"realistic size: {n}x3x32x32 input, 8 filters 3x3, pad 1",
+             _conv_inputs(ctx, n, 3, 32, 32, 8, 3, 3, 1, 1))]
 
 
 def _realistic_pool(ctx):
     n = ctx.pick(4, int(ctx.rng.integers(3, 6)))
-    return (f"realistic size: {n}x8x31x31 input, overlapping 3x3 windows, stride 2",
-            _pool_inputs(ctx, n, 8, 31, 31, 3, 3, 2))
-
-
-@CHECKS.task("cnn.max_pool_forward_fast")
-def _(ctx):
-    for label, inp in _pool_cases(ctx, tie_free=True) + [_realistic_pool(ctx)]:
-        forward_part(ctx, "max_pool_forward_fast", inp, ctx.oracle.max_pool_forward_naive(**inp)[0], label)
-    _pool_speed_part(ctx, backward=False)
-
-
-@CHECKS.task("cnn.max_pool_backward_fast")
-def _(ctx):
-    naive = ("max_pool_forward_naive", "max_pool_backward_naive")
-    for label, inp in _pool_cases(ctx, tie_free=True) + [_realistic_pool(ctx)]:
-        grad_part(ctx, label, "max_pool_forward_fast", "max_pool_backward_fast", inp, ("x",), oracle=naive)
-    _tie_part(ctx, "max_pool_forward_fast", "max_pool_backward_fast")
-    _pool_speed_part(ctx, backward=True)
-
-
-@CHECKS.task("cnn.avg_pool_forward")
-def _(ctx):
-    for label, inp in _pool_cases(ctx, tie_free=False):
-        forward_part(ctx, "avg_pool_forward", inp, ctx.oracle.avg_pool_forward(**inp)[0], label)
-
-
-@CHECKS.task("cnn.avg_pool_backward")
-def _(ctx):
-    for label, inp in _pool_cases(ctx, tie_free=False):
-        grad_part(ctx, label, "avg_pool_forward", "avg_pool_backward", inp, ("x",))
-
-
-# -- the residual block -------------------------------------------------------------------------------------------
+    return [(f"realistic size: {n}x8x31x31 input, overlapping 3x3 windows, stride 2",
+             _pool_inputs(ctx, n, 8, 31, 31, 3, 3, 2))]
 
 
 def _residual_cases(ctx):
@@ -506,16 +335,41 @@ def _residual_cases(ctx):
     return out
 
 
-@CHECKS.task("cnn.residual_block_forward")
-def _(ctx):
-    for label, inp in _residual_cases(ctx):
-        forward_part(ctx, "residual_block_forward", inp, ctx.oracle.residual_block_forward(**inp)[0], label)
+
+def layer_tasks(forward: str, backward: str, cases, wrt: tuple[str, ...], oracle: str = "", extra=()) -> None:
+    """The checks of a layer's forward and backward tasks: one part per case of `cases(ctx)` (label, inputs), equal
+    to the oracle's layer (`oracle`: the naive one, for a fast layer), then each of `extra(ctx, forward, backward or
+    None)` (ties, speed)."""
+    pair = (oracle, oracle.replace("forward", "backward")) if oracle else None
+
+    @CHECKS.task(f"cnn.{forward}")
+    def _(ctx):
+        for label, inp in cases(ctx):
+            forward_part(ctx, forward, inp, getattr(ctx.oracle, oracle or forward)(**inp)[0], label)
+        for add in extra:
+            add(ctx, forward, None)
+
+    @CHECKS.task(f"cnn.{backward}")
+    def _(ctx):
+        for label, inp in cases(ctx):
+            grad_parts(ctx, forward, backward, inp, wrt, groups={label: wrt}, oracle=pair)
+        for add in extra:
+            add(ctx, forward, backward)
 
 
-@CHECKS.task("cnn.residual_block_backward")
-def _(ctx):
-    for label, inp in _residual_cases(ctx):
-        grad_part(ctx, label, "residual_block_forward", "residual_block_backward", inp, ("x", "w1", "b1", "w2", "b2"))
+def _pool_tie_free(ctx):
+    return _pool_cases(ctx, tie_free=True)
+
+
+_XWB = ("x", "w", "b")
+layer_tasks("conv_forward_naive", "conv_backward_naive", _conv_cases, _XWB)
+layer_tasks("conv_forward_fast", "conv_backward_fast", lambda ctx: _conv_cases(ctx) + _realistic_conv(ctx), _XWB,
+            oracle="conv_forward_naive", extra=(_speed_part,))
+layer_tasks("max_pool_forward_naive", "max_pool_backward_naive", _pool_tie_free, ("x",), extra=(_tie_part,))
+layer_tasks("max_pool_forward_fast", "max_pool_backward_fast", lambda ctx: _pool_tie_free(ctx) + _realistic_pool(ctx),
+            ("x",), oracle="max_pool_forward_naive", extra=(_tie_part, _speed_part))
+layer_tasks("avg_pool_forward", "avg_pool_backward", lambda ctx: _pool_cases(ctx, tie_free=False), ("x",))
+layer_tasks("residual_block_forward", "residual_block_backward", _residual_cases, ("x", "w1", "b1", "w2", "b2"))
 
 
 # -- the tiny CNN -------------------------------------------------------------------------------------------------
@@ -579,16 +433,11 @@ def _train_and_score(ctx, module: str, model: str, trainer: str):
     of SCORE_BATCH (the labels never leave this process)."""
     def run(bar, data):
         x_tr, y_tr, x_te, y_te = _chw(data[0]), data[1], _chw(data[2]), data[3]
-        s = bar.settings
-        shape = (s["num_filters"], s["filter_size"], 10)
-        if module == "net":
-            args = (x_tr.shape[1:], *shape, "he", 1e-2, s["reg"], int(ctx.seed))
-        else:
-            args = (x_tr.shape[1:], *shape, s["reg"], s["dtype"], int(ctx.seed))
-        handle = ctx.call(model, *args, module=module, keep=True)
-        ctx.call(trainer, handle, x_tr, y_tr, x_tr[:bar.val_size], y_tr[:bar.val_size], s["learning_rate"],
-                 s["epochs"], s["batch_size"], s["lr_decay"], int(ctx.seed % 1000), module=module,
-                 timeout=bar.time_budget_s)
+        init = {"init": "he", "weight_scale": 1e-2} if module == "net" else {}
+        handle = fit(ctx, bar, model, trainer, (x_tr, y_tr, x_tr[:bar.val_size], y_tr[:bar.val_size]),
+                     module=module, model_keys=("num_filters", "filter_size", "reg", "dtype"),
+                     model_kw=dict(input_dim=x_tr.shape[1:], num_classes=10, **init, seed=int(ctx.seed)),
+                     train_kw={"seed": int(ctx.seed % 1000)})
         scores = []
         for i in range(0, len(x_te), SCORE_BATCH):
             m = len(x_te[i:i + SCORE_BATCH])
@@ -608,27 +457,12 @@ def _(ctx):
 # -- figures ------------------------------------------------------------------------------------------------------
 
 
-def _image_panels(ctx, fig: dict, n: int, what: str) -> list[dict]:
-    """The axes that show an image, in grid order (row-major; creation order where the grid is unknown): exactly
-    n, one readable image each. Empty axes (an unused corner of the grid) are ignored."""
-    panels = [p for p in fig["panels"] if p["images"]]
-    if len(panels) != n:
-        ctx.fail(f"the figure shows images in {len(panels)} axes; expected one per {what}: {n}")
-    if all(isinstance(p.get("grid"), dict) for p in panels):
-        order = sorted(range(n), key=lambda i: (panels[i]["grid"].get("row", 0), panels[i]["grid"].get("col", 0), i))
-        panels = [panels[i] for i in order]
-    for i, p in enumerate(panels):
-        if len(p["images"]) != 1 or not isinstance(p["images"][0], dict) or p["images"][0].get("array") is None:
-            ctx.fail(f"the axes of {what} {i} should hold one readable image, found {len(p['images'])}")
-    return panels
-
-
 def _layout_part(ctx, fig, n: int, what: str) -> None:
     """At most 8 columns, each image its own axes, in order; titles name the index; a suptitle."""
     with ctx.part(f"one image per {what} on a grid of at most 8 columns, titled with its index"):
         if fig is None:
             ctx.fail("no figure")
-        panels = _image_panels(ctx, fig, n, what)
+        panels = image_panels(ctx, fig, n, what)
         grid = fig.get("grid")
         if isinstance(grid, dict) and isinstance(grid.get("ncols"), int):
             ctx.expect(grid["ncols"] <= 8, f"the grid has {grid['ncols']} columns; use at most 8")
@@ -661,22 +495,22 @@ def _(ctx):
     fig = None
     with ctx.part("RGB filters: each image is its filter scaled to 0..1 on its own, channels last", 2):
         fig = _filters_figure(ctx, rgb)
-        for f, (p, want) in enumerate(zip(_image_panels(ctx, fig, f_rgb, "filter"), _filter_images(rgb))):
-            ctx.compare(f"the image of filter {f}", p["images"][0]["array"], want, rtol=1e-9)
+        for f, (p, want) in enumerate(zip(image_panels(ctx, fig, f_rgb, "filter"), _filter_images(rgb))):
+            ctx.compare(f"the image of filter {f}", p["images"][0]["array"], want, rtol=ctx.tol.formula_rtol)
     _layout_part(ctx, fig, f_rgb, "filter")
     with ctx.part('grey filters (C = 1): 2-D images, cmap "gray", colour limits 0..1'):
         fig = _filters_figure(ctx, grey)
-        for f, (p, want) in enumerate(zip(_image_panels(ctx, fig, f_grey, "filter"), _filter_images(grey))):
+        for f, (p, want) in enumerate(zip(image_panels(ctx, fig, f_grey, "filter"), _filter_images(grey))):
             image = p["images"][0]
-            ctx.compare(f"the image of filter {f}", image["array"], want, rtol=1e-9)
+            ctx.compare(f"the image of filter {f}", image["array"], want, rtol=ctx.tol.formula_rtol)
             ctx.expect(image.get("cmap") == "gray", f"filter {f} is drawn with cmap {image.get('cmap')!r}; use 'gray'")
             ctx.expect((image.get("vmin"), image.get("vmax")) == (0.0, 1.0),
                        f"filter {f} has colour limits {image.get('vmin')}..{image.get('vmax')}; use 0..1")
     with ctx.part("a constant filter is drawn as zeros (no division by zero)"):
         flat = np.concatenate([rgb[:1], np.full((1, 3, 3, 3), 0.7), rgb[1:2]])
         fig = _filters_figure(ctx, flat)
-        ctx.compare("the image of the constant filter 1", _image_panels(ctx, fig, 3, "filter")[1]["images"][0]["array"],
-                    np.zeros((3, 3, 3)), rtol=1e-9)
+        ctx.compare("the image of the constant filter 1", image_panels(ctx, fig, 3, "filter")[1]["images"][0]["array"],
+                    np.zeros((3, 3, 3)), rtol=ctx.tol.formula_rtol)
 
 
 @CHECKS.task("cnn.plot_feature_maps")
@@ -687,18 +521,18 @@ def _(ctx):
     with ctx.part("each image is its channel's activations, unchanged", 2):
         expected = ctx.oracle.plot_feature_maps(maps) if ctx.oracle.plot_feature_maps else None
         fig = ctx.figure("plot_feature_maps", ctx.call("plot_feature_maps", maps), expected)
-        for i, p in enumerate(_image_panels(ctx, fig, c, "channel")):
-            ctx.compare(f"the image of channel {i}", p["images"][0]["array"], maps[i], rtol=1e-12)
+        for i, p in enumerate(image_panels(ctx, fig, c, "channel")):
+            ctx.compare(f"the image of channel {i}", p["images"][0]["array"], maps[i], rtol=ctx.tol.exact_rtol)
     _layout_part(ctx, fig, c, "channel")
     with ctx.part('cmap "viridis", each channel with its own colour limits'):
         if fig is None:
             ctx.fail("no figure")
-        for i, p in enumerate(_image_panels(ctx, fig, c, "channel")):
+        for i, p in enumerate(image_panels(ctx, fig, c, "channel")):
             image = p["images"][0]
             ctx.expect(image.get("cmap") == "viridis", f"channel {i} uses cmap {image.get('cmap')!r}; use 'viridis'")
             lo, hi = float(maps[i].min()), float(maps[i].max())
             got = (image.get("vmin"), image.get("vmax"))
-            ctx.expect(all(isinstance(v, float) for v in got) and np.allclose(got, (lo, hi), rtol=1e-9),
+            ctx.expect(all(isinstance(v, float) for v in got) and np.allclose(got, (lo, hi), rtol=ctx.tol.formula_rtol),
                        f"channel {i} has colour limits {got}; its own are {lo:.6g}..{hi:.6g} (leave vmin and vmax "
                        f"unset)")
 

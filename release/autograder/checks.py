@@ -8,7 +8,7 @@ A topic's checks live in `autograder/public/<slug>.py` (released), one function 
     @CHECKS.task("<slug>.affine_backward")
     def _(ctx):
         inp = affine_inputs(ctx)                     # other shapes when ctx.hidden
-        backward_parts(ctx, "affine_forward", "affine_backward", inp)
+        grad_parts(ctx, "affine_forward", "affine_backward", inp, ("x", "w", "b"))  # autograder/check_kit.py
 
     SUITE = CHECKS.suite("public", TorchOracle)     # expected values from PyTorch
 
@@ -392,48 +392,6 @@ def forward_part(ctx: Context, name: str, inputs: dict, expected, label: str = "
     with ctx.part(label, weight):
         out, _ = ctx.call(name, *inputs.values(), keep=(1,), returns=("array", "kept"))
         ctx.compare("out", out, expected, rtol)
-
-
-def backward_parts(ctx: Context, forward: str, backward: str, inputs: dict,
-                   grad_names: tuple[str, ...] | None = None, weights: dict | None = None,
-                   oracle_inputs: dict | None = None) -> None:
-    """One part per gradient of `backward(dout, cache)`, for a cache made by the student's `forward`.
-
-    Each returned gradient must have its input's shape, match the oracle's backward on the oracle's own cache, and
-    pass a directional numerical check against the oracle's forward. `oracle_inputs` are the oracle's arguments
-    when they differ from the student's (default: the same).
-    """
-    grad_names = grad_names or tuple(inputs)
-    want = problem = grads = None
-    oracle_in = oracle_inputs if oracle_inputs is not None else inputs
-    ref_fwd, ref_bwd = getattr(ctx.oracle, forward), getattr(ctx.oracle, backward)
-    spec = "array" if len(grad_names) == 1 else ("array",) * len(grad_names)
-    try:
-        out, cache = ctx.call(forward, *inputs.values(), keep=(1,), returns=("array", "kept"))
-        dout = ctx.rng.standard_normal(out.shape)
-        grads = ctx.call(backward, dout, cache, returns=spec)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        ref_out, ref_cache = ref_fwd(**oracle_in)
-        if np.shape(ref_out) != out.shape:  # the student's forward has the wrong shape: its own part says so
-            raise CheckFailed(f"{forward} returned out of shape {out.shape}, expected {np.shape(ref_out)}; "
-                              f"fix {forward} first")
-        ref_grads = ref_bwd(dout, ref_cache)
-        want = dict(zip(grad_names, ref_grads if isinstance(ref_grads, tuple) else (ref_grads,)))
-    except (StudentError, WorkerLost, CheckFailed) as exc:
-        problem = exc
-    except Exception as exc:  # noqa: BLE001 -- a grader bug: each part reports it as such
-        problem = exc
-
-    def ref_forward(**kw):
-        return ref_fwd(**kw)[0]
-
-    for i, name in enumerate(grad_names):
-        with ctx.part("d" + name, (weights or {}).get(name, 1.0)):
-            if problem is not None:
-                raise problem
-            got = ctx.array("d" + name, grads[i], np.shape(inputs[name]))
-            ctx.compare_grad("d" + name, got, want[name])
-            ctx.gradcheck(ref_forward, oracle_in, {name: got}, dout)
 
 
 def train_to_bar(ctx: Context, model: str, run: Callable[[TrainingBar, dict], Any],

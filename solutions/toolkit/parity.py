@@ -13,37 +13,53 @@ import numpy as np
 from toolkit.gradcheck import diagnose, norm_rel_error
 
 
-def torch_reference(torch_fn: Callable, inputs: Mapping[str, np.ndarray], dout) -> tuple[np.ndarray, dict]:
-    """Run `torch_fn(**tensors)` in float64 and backpropagate `dout` (None: forward only, no gradients).
+def torch_reference(torch_fn: Callable, inputs: Mapping[str, object], dout,
+                    wrt: tuple[str, ...] | None = None) -> tuple:
+    """Run `torch_fn(**inputs)` in float64 and backpropagate `dout` (None: forward only, no gradients).
+
+    Arrays and floats become float64 tensors (those named in `wrt`, all of them by default, require gradients);
+    other values (None, ints, a conv_param dict) pass through unchanged. `torch_fn` returns a tensor, or a tuple of
+    tensors with `dout` a tuple of as many upstream gradients.
 
     Returns:
-        out: torch_fn's output as a NumPy array.
-        grads: name -> gradient of sum(out * dout) with respect to each input.
+        out: torch_fn's output as a NumPy array (a tuple of arrays for a tuple).
+        grads: name -> gradient of sum(out * dout) with respect to each tensor input in `wrt` (zeros where none).
     """
     import torch
 
-    tensors = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=dout is not None)
-               for k, v in inputs.items()}
+    tensors = {k: torch.tensor(np.asarray(v, dtype=np.float64),
+                               requires_grad=dout is not None and (wrt is None or k in wrt))
+               if isinstance(v, (np.ndarray, float)) else v for k, v in inputs.items()}
     out = torch_fn(**tensors)
+    many = isinstance(out, tuple)
+    outs = out if many else (out,)
+    arrays = tuple(o.detach().numpy().copy() for o in outs)
     if dout is None:
-        return out.detach().numpy().copy(), {}
-    out.backward(torch.as_tensor(np.asarray(dout, dtype=np.float64)))
-    grads = {k: t.grad.numpy().copy() if t.grad is not None else np.zeros(t.shape) for k, t in tensors.items()}
-    return out.detach().numpy().copy(), grads
+        return (arrays if many else arrays[0]), {}
+    douts = dout if many else (dout,)
+    torch.autograd.backward(outs, [torch.as_tensor(np.asarray(d, dtype=np.float64)) for d in douts])
+    names = wrt if wrt is not None else [k for k, t in tensors.items() if isinstance(t, torch.Tensor)]
+    grads = {k: tensors[k].grad.numpy().copy() if tensors[k].grad is not None else np.zeros(tensors[k].shape)
+             for k in names}
+    return (arrays if many else arrays[0]), grads
 
 
-def torch_pair(torch_fn: Callable) -> tuple[Callable, Callable]:
-    """A CS231n-style layer computed by `torch_fn` in float64: `forward(*inputs) -> (out, cache)` and
-    `backward(dout, cache) -> gradients in input order` (one array for one input). The public checks use such
-    pairs as their oracle, so the same check runs against PyTorch or against a reference layer."""
+def torch_pair(torch_fn: Callable, wrt: tuple[str, ...] | None = None) -> tuple[Callable, Callable]:
+    """A CS231n-style layer computed by `torch_fn` in float64: `forward(*inputs) -> (out, cache)` (or
+    `(*outs, cache)` when torch_fn returns a tuple) and `backward(dout, cache)` (or `backward(*douts, cache)`) ->
+    the gradients of `wrt` (default: every array input) in that order, one array for one input. Inputs that are not
+    arrays (a conv_param dict, None) pass through. The public checks use such pairs as their oracle, so the same
+    check runs against PyTorch or against a reference layer."""
     names = list(inspect.signature(torch_fn).parameters)
 
     def forward(*args, **kwargs):
         inputs = dict(zip(names, args), **kwargs)
-        return torch_reference(torch_fn, inputs, None)[0], inputs
+        out = torch_reference(torch_fn, inputs, None)[0]
+        return (*out, inputs) if isinstance(out, tuple) else (out, inputs)
 
-    def backward(dout, cache):
-        grads = tuple(torch_reference(torch_fn, cache, dout)[1].values())
+    def backward(*args):
+        *douts, cache = args
+        grads = tuple(torch_reference(torch_fn, cache, tuple(douts) if len(douts) > 1 else douts[0], wrt)[1].values())
         return grads[0] if len(grads) == 1 else grads
 
     return forward, backward

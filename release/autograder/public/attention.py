@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autograder.check_kit import fit, one_panel
 from autograder.checks import CheckFailed, Checks, train_to_bar
+from toolkit.parity import torch_pair, torch_reference
 
 CHECKS = Checks("attention")
 
@@ -97,22 +99,14 @@ class TorchOracle:
     def __init__(self, ctx):
         pass
 
-    @staticmethod
-    def attention_forward(q, k, v, mask=None):
-        out, weights = torch_attention(*_tensors(q, k, v), mask)
-        return out.numpy(), {"inputs": (q, k, v, mask), "weights": weights.numpy()}
-
-    @staticmethod
-    def attention_backward(dout, cache):
-        q, k, v, mask = cache["inputs"]
-        tensors = _tensors(q, k, v, grad=True)
-        out, _ = torch_attention(*tensors, mask)
-        out.backward(torch.as_tensor(np.asarray(dout, dtype=np.float64)))
-        return tuple(t.grad.numpy() for t in tensors)
+    attention_forward, attention_backward = map(staticmethod, torch_pair(
+        lambda q, k, v, mask=None: torch_attention(q, k, v, mask)[0], ("q", "k", "v")))
 
     @staticmethod
     def attention_weights(cache):
-        return cache["weights"]
+        if "weights" in cache:  # multihead_forward's cache
+            return cache["weights"]
+        return torch_reference(lambda q, k, v, mask=None: torch_attention(q, k, v, mask)[1], cache, None)[0]
 
     @staticmethod
     def multihead_forward(x_q, x_kv, Wq, Wk, Wv, Wo, num_heads, mask=None, bq=None, bk=None, bv=None, bo=None):
@@ -454,9 +448,9 @@ def _train_and_score(ctx):
         rng = np.random.default_rng([ctx.seed, 7])  # the data do not depend on the other parts' draws
         src, src_test = (rng.integers(0, s["vocab"], (size, s["T"])) for size in (bar.train_size, bar.test_size))
         seed = int(ctx.seed % 100_000)
-        model = ctx.call("TinyAttentionModel", s["vocab"], s["T"], s["dim"], seed, keep=True)
-        ctx.call("train", model, src, expected_targets(s["task"], src), s["epochs"], s["batch_size"],
-                 s["learning_rate"], seed, timeout=bar.time_budget_s)
+        model = fit(ctx, bar, "TinyAttentionModel", "train", (src, expected_targets(s["task"], src)),
+                    model_keys=("vocab", "T", "dim"), own_keys=("task",), model_kw={"seed": seed},
+                    train_kw={"seed": seed})
         pred, weights = ctx.call("predict", model, src_test, returns=("array", "array"))
         pred = ctx.array("predictions", pred, src_test.shape)
         want = expected_targets(s["task"], np.arange(s["T"])[None])[0]  # source position each target reads
@@ -482,7 +476,7 @@ def _(ctx):
         wrong = ctx.rng.choice(4 * n, n + 1, replace=False)
         pred[wrong, ctx.rng.integers(0, t, n + 1)] += 1  # one wrong token in each of n + 1 sequences
         acc = ctx.call("sequence_accuracy", pred, tgt, returns="number")
-        ctx.compare("accuracy", acc, (3 * n - 1) / (4 * n), rtol=1e-12)
+        ctx.compare("accuracy", acc, (3 * n - 1) / (4 * n), rtol=ctx.tol.exact_rtol)
     with ctx.part("train: one loss per mini-batch, the loss goes down"):
         size, batch, epochs = 200, 50, 3
         src = ctx.rng.integers(0, vocab, (size, t))
@@ -517,13 +511,11 @@ def _(ctx):
     fig = ax = None
     with ctx.part("one heatmap whose array is the weights: rows = target positions, columns = source", 2):
         fig = ctx.figure("plot_attention", ctx.call("plot_attention", weights, src, tgt, title), expected)
-        if len(fig["panels"]) != 1:
-            ctx.fail(f"expected one axes with the heatmap (and its colorbar), found {len(fig['panels'])}")
-        ax = fig["panels"][0]
+        ax = one_panel(ctx, fig, "the heatmap (and its colorbar)")
         images = [im for im in ax["images"] if isinstance(im, dict) and im.get("array") is not None]
         if not images:
             ctx.fail("the axes has no image: draw the weights with ax.imshow(weights, ...)")
-        ctx.compare("the heatmap's array", images[0]["array"], weights, rtol=1e-12)
+        ctx.compare("the heatmap's array", images[0]["array"], weights, rtol=ctx.tol.exact_rtol)
     with ctx.part("x tick labels are the source tokens, y tick labels the target tokens"):
         if ax is None:
             ctx.fail("no figure")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autograder.check_kit import one_panel
 from autograder.checks import Checks
 
 CHECKS = Checks("backprop")
@@ -212,7 +213,7 @@ def value_part(ctx, label, program, leaves):
     with ctx.part(label):
         out, _ = run_program(ctx, program, leaves)
         want, _ = torch_program(program, leaves)
-        ctx.compare("data", ctx.attr(out, "data"), want, rtol=1e-10)
+        ctx.compare("data", ctx.attr(out, "data"), want, rtol=ctx.tol.scalar_rtol)
 
 
 def backward_part(ctx, label, program, leaves, weight=1.0):
@@ -221,7 +222,7 @@ def backward_part(ctx, label, program, leaves, weight=1.0):
         ctx.method(out, "backward")
         _, want = torch_program(program, leaves)
         got = np.array([ctx.scalar("grad", ctx.attr(h, "grad")) for h in leaf_nodes])
-        ctx.compare_grad("leaf grads", got, np.array(want), rtol=1e-9)
+        ctx.compare_grad("leaf grads", got, np.array(want), rtol=ctx.tol.formula_rtol)
 
 
 def reuse_parts(ctx) -> None:
@@ -231,12 +232,13 @@ def reuse_parts(ctx) -> None:
     - an interior node used twice (t + t with t = op(x)): the topological order must visit it once, so its
       backward runs once (twice doubles every gradient below it)."""
     leaves = [abs(v) for v in leaf_values(ctx.rng, 2)]  # positive: log and division apply directly
+    close = {"rtol": ctx.tol.formula_rtol, "atol": ctx.tol.exact_rtol}
     with ctx.part("an input used twice accumulates, through every operation (+= in each backward)"):
         for op in OPS:
             first = _first(op)
             prog = [first, ("add", 2, 0), ("add", 3, 1)]  # op(x, y) + x + y
             got, want = _leaf_grads(ctx, prog, leaves)
-            if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+            if not np.allclose(got, want, **close):
                 ctx.expect(False, f"{op}: leaf gradients {np.round(got, 6).tolist()}, expected "
                                   f"{np.round(want, 6).tolist()} for {op}(x[, y]) + x + y: a gradient that reaches a "
                                   f"node twice was overwritten instead of accumulated (use += in {op}'s backward)")
@@ -245,13 +247,14 @@ def reuse_parts(ctx) -> None:
             first = _first(op)
             prog = [first, ("add", 2, 2)]  # t + t with t = op(x[, y])
             got, want = _leaf_grads(ctx, prog, leaves)
-            if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
-                mask = np.abs(want) > 1e-12
+            if not np.allclose(got, want, **close):
+                mask = np.abs(want) > ctx.tol.exact_rtol
                 ratio = float(np.median(got[mask] / want[mask])) if mask.any() else np.nan
                 cause = ("the node's backward ran twice: visit each node once when building the topological order"
-                         if abs(ratio - 2) < 1e-6 else
+                         if abs(ratio - 2) < ctx.tol.accumulated_rtol else
                          "a gradient was overwritten instead of accumulated (use += in every backward)"
-                         if abs(ratio - 0.5) < 1e-6 else "the gradients through the reused node are wrong")
+                         if abs(ratio - 0.5) < ctx.tol.accumulated_rtol else
+                         "the gradients through the reused node are wrong")
                 ctx.expect(False, f"{op}: t = {op}(x[, y]) used twice (t + t) gives leaf gradients "
                                   f"{np.round(got, 6).tolist()}, expected {np.round(want, 6).tolist()}: {cause}")
 
@@ -279,7 +282,7 @@ def chain_part(ctx, length: int):
         for _ in range(length):
             y = ctx.method(y, "__mul__", 1.0001, keep=True)
         ctx.method(y, "backward")
-        ctx.compare("x.grad", ctx.attr(x, "grad"), 1.0001 ** length, rtol=1e-9)
+        ctx.compare("x.grad", ctx.attr(x, "grad"), 1.0001 ** length, rtol=ctx.tol.formula_rtol)
 
 
 @CHECKS.task("backprop.Value")
@@ -325,7 +328,7 @@ def _(ctx):
         with ctx.part(f"norms equal the reference ({label})"):
             call = (X, y, 4, 10, *args, 0.2, 4, 16, int(ctx.seed % 1000))
             got = ctx.call("record_gradient_norms", *call)
-            ctx.compare("history", got, ctx.oracle.record_gradient_norms(*call), rtol=1e-7)
+            ctx.compare("history", got, ctx.oracle.record_gradient_norms(*call), rtol=ctx.tol.forward_rtol)
 
 
 def flow_figure_parts(ctx, history: np.ndarray, expected_fig=None) -> None:
@@ -333,15 +336,13 @@ def flow_figure_parts(ctx, history: np.ndarray, expected_fig=None) -> None:
     fig = None
     with ctx.part("one line per layer, y = that layer's norms", 2):
         fig = ctx.figure("plot_gradient_flow", ctx.call("plot_gradient_flow", history), expected_fig)
-        if len(fig["panels"]) != 1:
-            ctx.fail(f"expected one axes, found {len(fig['panels'])}")
-        lines = fig["panels"][0]["lines"]
+        lines = one_panel(ctx, fig)["lines"]
         if len(lines) != history.shape[1]:
             ctx.fail(f"expected {history.shape[1]} lines (one per layer), found {len(lines)}")
         for i, line in enumerate(lines):
             if not isinstance(line, dict):
                 ctx.fail(f"line {i + 1} could not be read (plot numbers against numbers)")
-            ctx.compare(f"line {i + 1} y data", line["y"], history[:, i], rtol=1e-9)
+            ctx.compare(f"line {i + 1} y data", line["y"], history[:, i], rtol=ctx.tol.formula_rtol)
     with ctx.part("log-scale y axis"):
         if fig is None:
             ctx.fail("no figure")
@@ -372,8 +373,8 @@ def hist_figure_parts(ctx, grads: list, bins: int, expected_fig=None) -> None:
                 ctx.fail(f"panel {i + 1}'s bars could not be read")
             if bars.shape != (bins, 3):
                 ctx.fail(f"panel {i + 1} has {len(bars)} bars, expected {bins}")
-            ctx.compare(f"panel {i + 1} counts", bars[:, 2], counts, rtol=1e-12)
-            ctx.compare(f"panel {i + 1} left edges", bars[:, 0], edges[:-1], rtol=1e-9)
+            ctx.compare(f"panel {i + 1} counts", bars[:, 2], counts, rtol=ctx.tol.exact_rtol)
+            ctx.compare(f"panel {i + 1} left edges", bars[:, 0], edges[:-1], rtol=ctx.tol.formula_rtol)
     with ctx.part("panel titles and axis labels"):
         if fig is None:
             ctx.fail("no figure")

@@ -21,9 +21,6 @@ from autograder.checks import Checks, describe, train_to_bar
 
 CHECKS = Checks("gan")
 
-MODULE_RTOL = 1e-5      # float32 models (the student's own) against float64 formulas on their weights
-LOSS_RTOL = 1e-6        # losses on float64 logits (a float32 target still rounds well below this)
-
 # -- the oracle: formulas in PyTorch, with the contract of the given helpers -----------------------------------------
 
 
@@ -217,7 +214,7 @@ def _mlp_part(ctx, fn: str, args: tuple, shapes: list, out: str, slope: float, i
             ctx.fail(f"the Linear layers have weights (D_in, D_out) {got}; expected {shapes}")
         x = ctx.rng.uniform(-1, 1, (n, in_dim)) if in_dim != 784 else _images(ctx, n)
         want = ctx.oracle.mlp_forward(layers, x, out, slope)
-        _close(ctx, "output", ctx.call("model_outputs", model, x), want, MODULE_RTOL)
+        _close(ctx, "output", ctx.call("model_outputs", model, x), want, ctx.tol.float32_rtol)
     with ctx.part(f"{fn}: the same seed gives the same weights (first layer {shapes[0][0]} -> {shapes[0][1]})"):
         again = ctx.call("linear_layers", ctx.call(fn, *args, keep=True), returns="list")
         ctx.expect(all(np.array_equal(a[0], b[0]) for a, b in zip(layers, again)),
@@ -278,10 +275,10 @@ def _(ctx):
             ctx.fail(f"get_optimizer returned {describe(opt)}; expected a torch.optim.Adam")
         defaults = ctx.attr(opt, "defaults", returns="dict")
         lr, betas = defaults.get("lr"), defaults.get("betas")
-        ctx.expect(isinstance(lr, (int, float)) and abs(float(lr) - 1e-3) < 1e-12,
+        ctx.expect(isinstance(lr, (int, float)) and abs(float(lr) - 1e-3) < ctx.tol.exact_rtol,
                    f"the learning rate is {lr!r}; expected 1e-3")
         ctx.expect(isinstance(betas, (tuple, list)) and len(betas) == 2 and
-                   np.allclose(np.asarray(betas, dtype=float), (0.5, 0.999), rtol=0, atol=1e-12),
+                   np.allclose(np.asarray(betas, dtype=float), (0.5, 0.999), rtol=0, atol=ctx.tol.exact_rtol),
                    f"betas are {betas!r}; expected (0.5, 0.999)")
         groups = ctx.attr(opt, "param_groups", returns="list")
         sizes = sorted(int(np.size(p)) for g in groups if isinstance(g, dict) for p in g.get("params", []))
@@ -307,7 +304,7 @@ def _loss_part(ctx, label: str, name: str, arrays: tuple, **kw):
         got = ctx.scalar(name, ctx.call("loss_value", name, *arrays, **kw, returns="number"))
         if not np.isfinite(got):
             ctx.fail(f"{name} is {got} on these logits; compute it without log(sigmoid(x)) (e.g. the given bce_loss)")
-        ctx.compare(name, got, want, LOSS_RTOL)
+        ctx.compare(name, got, want, ctx.tol.accumulated_rtol)
 
 
 @CHECKS.task("gan.discriminator_loss")
@@ -358,7 +355,7 @@ def _(ctx):
     want, want_grads = ctx.oracle.penalty(d_params, real, fake, alpha)
     with ctx.part("value: mean over examples of (||grad D(x_hat)||_2 - 1)^2 at x_hat = alpha real + (1 - alpha) fake"):
         got, _ = ctx.call("penalty_and_grads", d_params, real, fake, alpha, False, returns=("number", "any"))
-        ctx.compare("penalty", ctx.scalar("penalty", got), want, LOSS_RTOL)
+        ctx.compare("penalty", ctx.scalar("penalty", got), want, ctx.tol.accumulated_rtol)
     with ctx.part("its gradient reaches D's parameters (torch.autograd.grad with create_graph=True)", 2):
         _, grads = ctx.call("penalty_and_grads", d_params, real, fake, alpha, True, returns=("number", "list"))
         grads = _pairs(ctx, "the gradients of D's layers", grads, len(want_grads))
@@ -369,7 +366,7 @@ def _(ctx):
                         ctx.fail(f"no gradient reached {name}{i + 1}: the penalty must be differentiable with "
                                  f"respect to D's parameters (create_graph=True)")
                     continue
-                ctx.compare_grad(f"d{name}{i + 1}", g, w, 1e-6)
+                ctx.compare_grad(f"d{name}{i + 1}", g, w, ctx.tol.accumulated_rtol)
 
 
 # -- one step of D and of G ----------------------------------------------------------------------------------------
@@ -411,7 +408,7 @@ def _step_parts(ctx, which: str, label: str, inp: dict, **kw):
         got = result[1] if which == "D" else result[2]
         for i, (pair, want_pair) in enumerate(zip(got, want_d if which == "D" else want_g)):
             for name, g, w in zip(("W", "b"), pair, want_pair):
-                _close(ctx, f"{trained}'s {name}{i + 1}", g, w, 1e-9)
+                _close(ctx, f"{trained}'s {name}{i + 1}", g, w, ctx.tol.formula_rtol)
     with ctx.part(f"{label}: {other} gets no gradient and no update"
                   + (" (the fake images are detached from G)" if which == "D" else " (D frozen or its gradients "
                                                                                      "cleared)")):
@@ -424,7 +421,7 @@ def _step_parts(ctx, which: str, label: str, inp: dict, **kw):
         if problem is not None:
             raise problem
         for k in keys:
-            ctx.compare(k, ctx.scalar(k, result[0][k]), want[k], LOSS_RTOL)
+            ctx.compare(k, ctx.scalar(k, result[0][k]), want[k], ctx.tol.accumulated_rtol)
 
 
 @CHECKS.task("gan.discriminator_step")
@@ -470,7 +467,7 @@ def _trained_samples(ctx):
                 _, x = ctx.call("train_and_sample", _real_images(bar, True), s, seed, num_samples,
                                 timeout=bar.time_budget_s, returns=("dict", "array"))
                 x = _floats(ctx, "the generated samples", x, (num_samples, 784))
-                if np.abs(x).max() > 1 + 1e-6:  # the given generator ends in tanh
+                if np.abs(x).max() > 1 + ctx.tol.accumulated_rtol:  # the given generator ends in tanh
                     ctx.fail(f"the generated samples reach {np.abs(x).max():.3g}, outside [-1, 1]")
                 cache["x"] = x
             except Exception as exc:  # noqa: BLE001 -- one failed run fails both bars, without training twice
@@ -540,7 +537,7 @@ def _(ctx):
             img = next(im["array"] for im in ax["images"] if isinstance(im, dict) and im.get("array") is not None)
             img = np.asarray(img, dtype=np.float64) if isinstance(img, np.ndarray) else img
             ok = isinstance(img, np.ndarray) and img.shape == (28, 28) and any(
-                np.max(np.abs(img - w)) <= 1e-5 for w in (want[i], (want[i] + 1) / 2))  # as generated, or in [0, 1]
+                np.max(np.abs(img - w)) <= ctx.tol.float32_rtol for w in (want[i], (want[i] + 1) / 2))  # or in [0, 1]
             if not ok:
                 ctx.fail(f"image {i} is {describe(img)}, not G(z)[{i}] reshaped to 28x28 (in [-1, 1] or rescaled "
                          f"to [0, 1]); check the reshape and the order of the samples")

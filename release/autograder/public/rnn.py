@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from autograder.check_kit import fit, grad_parts, one_panel
 from autograder.checks import CheckFailed, Checks, describe, forward_part, train_to_bar
+from toolkit.parity import torch_pair, torch_reference
 
 CHECKS = Checks("rnn")
 
@@ -60,40 +62,6 @@ def torch_recurrent(cell, x, h0, Wx, Wh, b=None, c0=None, bx=None, bh=None):
         state = h0[None]
     out, final = functional_call(_module(cell, d, h), params, (x, state))
     return out, tuple(s[0] for s in final) if cell == "lstm" else (final[0],)
-
-
-def _autograd(fn, arrays: dict, douts=None):
-    """fn(**tensors) -> a tensor or a tuple of tensors, in float64; with douts, backpropagate them.
-
-    Returns:
-        outs: list of arrays.  grads: name -> gradient of sum(out * dout) (zeros for inputs it does not reach).
-    """
-    t = {k: None if v is None else torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=douts is not None)
-         for k, v in arrays.items()}
-    outs = fn(**t)
-    outs = outs if isinstance(outs, tuple) else (outs,)
-    if douts is None:
-        return [o.detach().numpy().copy() for o in outs], {}
-    torch.autograd.backward(outs, [torch.as_tensor(np.asarray(d, dtype=np.float64)) for d in douts])
-    grads = {k: (v.grad.numpy().copy() if v.grad is not None else np.zeros(v.shape)) for k, v in t.items()
-             if v is not None}
-    return [o.detach().numpy().copy() for o in outs], grads
-
-
-def _torch_layer(fn, grad_names: tuple[str, ...]):
-    """A CS231n pair computed by `fn(**tensors)` (one or more outputs): forward(**inputs) -> (*outs, cache) and
-    backward(*douts, cache) -> the gradients of `grad_names`, in that order."""
-    def forward(**inputs):
-        outs, _ = _autograd(fn, inputs)
-        return (*outs, inputs)
-
-    def backward(*args):
-        *douts, cache = args
-        grads = _autograd(fn, cache, douts)[1]
-        out = tuple(grads[name] for name in grad_names)
-        return out[0] if len(out) == 1 else out
-
-    return staticmethod(forward), staticmethod(backward)
 
 
 def _step(cell):
@@ -219,15 +187,15 @@ def split_rule(text: str, val_fraction: float, seed: int) -> tuple[str, str]:
 class TorchOracle:
     """Expected values from PyTorch (float64) with the contract of solutions/rnn."""
 
-    rnn_step_forward, rnn_step_backward = _torch_layer(_step("rnn"), _STEP_GRADS["rnn"])
-    lstm_step_forward, lstm_step_backward = _torch_layer(_step("lstm"), _STEP_GRADS["lstm"])
-    gru_step_forward, gru_step_backward = _torch_layer(_step("gru"), _STEP_GRADS["gru"])
-    rnn_forward, rnn_backward = _torch_layer(_sequence("rnn"), _SEQ_GRADS["rnn"])
-    lstm_forward, lstm_backward = _torch_layer(_sequence("lstm"), _SEQ_GRADS["lstm"])
-    gru_forward, gru_backward = _torch_layer(_sequence("gru"), _SEQ_GRADS["gru"])
-    word_embedding_forward, word_embedding_backward = _torch_layer(
-        lambda x, W: F.embedding(x.detach().long(), W), ("W",))
-    temporal_affine_forward, temporal_affine_backward = _torch_layer(lambda x, w, b: x @ w + b, ("x", "w", "b"))
+    rnn_step_forward, rnn_step_backward = map(staticmethod, torch_pair(_step("rnn"), _STEP_GRADS["rnn"]))
+    lstm_step_forward, lstm_step_backward = map(staticmethod, torch_pair(_step("lstm"), _STEP_GRADS["lstm"]))
+    gru_step_forward, gru_step_backward = map(staticmethod, torch_pair(_step("gru"), _STEP_GRADS["gru"]))
+    rnn_forward, rnn_backward = map(staticmethod, torch_pair(_sequence("rnn"), _SEQ_GRADS["rnn"]))
+    lstm_forward, lstm_backward = map(staticmethod, torch_pair(_sequence("lstm"), _SEQ_GRADS["lstm"]))
+    gru_forward, gru_backward = map(staticmethod, torch_pair(_sequence("gru"), _SEQ_GRADS["gru"]))
+    word_embedding_forward, word_embedding_backward = map(staticmethod, torch_pair(
+        lambda x, W: F.embedding(x.detach().long(), W), ("W",)))
+    temporal_affine_forward, temporal_affine_backward = map(staticmethod, torch_pair(lambda x, w, b: x @ w + b))
     lm_loss = staticmethod(torch_lm_loss)
     train_lm = staticmethod(torch_train_lm)
     plot_gradient_norms = None  # no picture of the expected figure in the public feedback
@@ -246,8 +214,8 @@ class TorchOracle:
         def loss(x):
             nll = F.cross_entropy(x.reshape(-1, x.shape[-1]), torch.as_tensor(y.reshape(-1)), reduction="none")
             return (nll * torch.as_tensor(mask.reshape(-1), dtype=_F64)).sum() / x.shape[0]
-        outs, grads = _autograd(loss, {"x": x}, [1.0])
-        return float(outs[0]), grads["x"]
+        value, grads = torch_reference(loss, {"x": x}, 1.0)
+        return float(value), grads["x"]
 
     @staticmethod
     def bits_per_char(params, ids, batch_size, seq_len):
@@ -321,47 +289,7 @@ def seq_inputs(ctx, cell: str, n: int, t: int, d: int, h: int, c0: bool = True) 
     return inp
 
 
-def grad_parts(ctx, forward: str, backward: str, inputs: dict, grad_names: tuple[str, ...], n_out: int = 1,
-               label: str = "", weight: float = 1.0) -> None:
-    """Parts for `backward(*douts, cache)`, the cache made by the student's `forward(*inputs)` (which returns
-    n_out arrays, then the cache). Each gradient must have its input's shape, match the oracle's, and pass a
-    directional numerical check of the oracle's forward (the other inputs held fixed). Without `label`, one part
-    per gradient; with it, one part for all."""
-    want = grads = douts = None
-    problem = None
-    try:
-        got = ctx.call(forward, *inputs.values(), keep=(n_out,), returns=("array",) * n_out + ("kept",))
-        ref = getattr(ctx.oracle, forward)(**inputs)
-        for i in range(n_out):
-            if got[i].shape != np.shape(ref[i]):
-                raise CheckFailed(f"{forward} returned output {i + 1} of shape {got[i].shape}, expected "
-                                  f"{np.shape(ref[i])}; fix {forward} first")
-        douts = [ctx.rng.standard_normal(np.shape(r)) for r in ref[:n_out]]
-        spec = ("array",) * len(grad_names) if len(grad_names) > 1 else "array"
-        grads = ctx.call(backward, *douts, got[n_out], returns=spec)
-        grads = grads if len(grad_names) > 1 else (grads,)
-        want = getattr(ctx.oracle, backward)(*douts, ref[n_out])
-        want = dict(zip(grad_names, want if isinstance(want, tuple) else (want,)))
-    except Exception as exc:  # noqa: BLE001 -- the student's failure or a grader bug: each part reports it
-        problem = exc
-    fwd = getattr(ctx.oracle, forward)
-
-    def oracle_out(**changed):  # the oracle's outputs, flattened into one vector, as a function of some inputs
-        outs = fwd(**dict(inputs, **changed))[:n_out]
-        return np.concatenate([np.ravel(o) for o in outs])
-
-    groups = {label: grad_names} if label else {"d" + name: (name,) for name in grad_names}
-    for part_label, names in groups.items():
-        with ctx.part(part_label, weight):
-            if problem is not None:
-                raise problem
-            checked = {}
-            for name in names:
-                g = ctx.array("d" + name, grads[grad_names.index(name)], np.shape(inputs[name]))
-                ctx.compare_grad("d" + name, g, want[name])
-                checked[name] = g
-            ctx.gradcheck(oracle_out, {k: inputs[k] for k in names}, checked,
-                          np.concatenate([np.ravel(d) for d in douts]))
+_OUTS = ("output 1", "output 2")  # how a shape message names a layer's returned arrays
 
 
 def _step_checks(cell: str):
@@ -384,8 +312,9 @@ def _step_checks(cell: str):
     @CHECKS.task(f"rnn.{cell}_step_backward")
     def _(ctx):
         for i, (label, (n, _, d, h)) in enumerate(_sizes(ctx)):
-            grad_parts(ctx, f"{cell}_step_forward", f"{cell}_step_backward", step_inputs(ctx, cell, n, d, h),
-                       _STEP_GRADS[cell], n_out, label="" if i == 0 else f"all gradients ({label})")
+            wrt = _STEP_GRADS[cell]
+            grad_parts(ctx, f"{cell}_step_forward", f"{cell}_step_backward", step_inputs(ctx, cell, n, d, h), wrt,
+                       outs=_OUTS[:n_out], groups=None if i == 0 else {f"all gradients ({label})": wrt})
 
 
 def _sequence_checks(cell: str):
@@ -403,8 +332,9 @@ def _sequence_checks(cell: str):
     @CHECKS.task(f"rnn.{cell}_backward")
     def _(ctx):
         for i, (label, (n, t, d, h)) in enumerate(_sizes(ctx)):
-            grad_parts(ctx, f"{cell}_forward", f"{cell}_backward", seq_inputs(ctx, cell, n, t, d, h),
-                       _SEQ_GRADS[cell], label="" if i == 0 else f"all gradients ({label})",
+            wrt = _SEQ_GRADS[cell]
+            grad_parts(ctx, f"{cell}_forward", f"{cell}_backward", seq_inputs(ctx, cell, n, t, d, h), wrt,
+                       outs=_OUTS[:1], groups=None if i == 0 else {f"all gradients ({label})": wrt},
                        weight=1.0 if i == 0 else 2.0)
 
 
@@ -447,7 +377,7 @@ def _(ctx):
 @CHECKS.task("rnn.word_embedding_backward")
 def _(ctx):
     grad_parts(ctx, "word_embedding_forward", "word_embedding_backward", _embedding_inputs(ctx), ("W",),
-               label="dW: the rows of repeated indices add up")
+               outs=_OUTS[:1], groups={"dW: the rows of repeated indices add up": ("W",)})
 
 
 def _affine_inputs(ctx) -> dict:
@@ -464,7 +394,8 @@ def _(ctx):
 
 @CHECKS.task("rnn.temporal_affine_backward")
 def _(ctx):
-    grad_parts(ctx, "temporal_affine_forward", "temporal_affine_backward", _affine_inputs(ctx), ("x", "w", "b"))
+    grad_parts(ctx, "temporal_affine_forward", "temporal_affine_backward", _affine_inputs(ctx), ("x", "w", "b"),
+               outs=_OUTS[:1])
 
 
 @CHECKS.task("rnn.temporal_softmax_loss")
@@ -481,7 +412,7 @@ def _(ctx):
         with ctx.part(label):
             want_loss, want_dx = ctx.oracle.temporal_softmax_loss(scores, y, m)
             loss, dx = ctx.call("temporal_softmax_loss", scores, y, m, returns=("number", "array"))
-            ctx.compare("loss", loss, want_loss, rtol=1e-6 if "1e3" in label else None)
+            ctx.compare("loss", loss, want_loss, rtol=ctx.tol.accumulated_rtol if "1e3" in label else None)
             dx = ctx.array("dx", dx, scores.shape)
             ctx.compare_grad("dx", dx, want_dx)
             if not ctx.expect(not np.any(dx[~m]), "dx is not zero at masked steps: they must add nothing"):
@@ -659,9 +590,6 @@ def _(ctx):
     lm_parts(ctx, once(lambda: _char_lstm(ctx, c, d, h, seed)), "lstm", (n, t, c, h), "char_lm")
 
 
-_TRAIN_ARGS = ("seq_len", "batch_size", "epochs", "learning_rate", "lr_decay", "clip")
-
-
 def trajectory_part(ctx, model, params: dict, train, settings: dict, module: str) -> None:
     """A part: `train(model, ids, **settings)` on a short stream follows truncated BPTT: its per-step losses and
     the trained model equal the oracle's (same start, same chunks, Adam, clipping and decay)."""
@@ -681,7 +609,8 @@ def trajectory_part(ctx, model, params: dict, train, settings: dict, module: str
         ctx.fail(f'history["loss"] has {losses.size} entries; expected one per step: {steps} ({settings["epochs"]} '
                  f"epochs of 4 chunks of at most seq_len = {settings['seq_len']} steps, the last one shorter)")
     want_losses = np.asarray(want_losses, dtype=np.float64)
-    bad = np.flatnonzero(~(np.abs(losses - want_losses) <= 1e-6 * np.maximum(1.0, np.abs(want_losses))))  # NaN too
+    rtol = ctx.tol.accumulated_rtol
+    bad = np.flatnonzero(~(np.abs(losses - want_losses) <= rtol * np.maximum(1.0, np.abs(want_losses))))  # NaN too
     if bad.size:
         k = int(bad[0])
         why = {0: "the first chunk already differs: check the chunks, the targets (y = x shifted by one: teacher "
@@ -694,7 +623,7 @@ def trajectory_part(ctx, model, params: dict, train, settings: dict, module: str
                  f"{want_losses[k]:.10g}): {why}")
     trained = module_params(ctx, model, module)
     for key, value in want_params.items():
-        ctx.compare(f'trained params["{key}"]', trained[key], value, rtol=1e-6)
+        ctx.compare(f'trained params["{key}"]', trained[key], value, rtol=rtol)
 
 
 def module_params(ctx, model, module: str) -> dict:
@@ -729,16 +658,14 @@ def _corpus(name: str, texts: tuple, train_size: int, test_size: int):
     return chars, ids[0][:train_size], ids[1][:test_size]
 
 
-def _train_and_score(ctx, module: str, model_name: str, trainer: str, **model_kw):
+def _train_and_score(ctx, module: str, model: str, trainer: str, **model_kw):
     """Train the student's model on the bar's Yoruba text in the worker; score its validation scores here."""
     def run(bar, texts):
         chars, train_ids, val_ids = _lm_corpus(bar, texts)
-        s = bar.settings
-        model = ctx.call(model_name, chars, wordvec_dim=s["wordvec_dim"], hidden_dim=s["hidden_dim"],
-                         seed=int(ctx.seed % 100_000), dtype=s["dtype"], module=module, keep=True, **model_kw)
-        ctx.call(trainer, model, train_ids, module=module, timeout=bar.time_budget_s,
-                 **{k: s[k] for k in _TRAIN_ARGS})
-        return bits_from_scores(lambda x, st: ctx.method(model, "loss", x, None, st, module=module,
+        handle = fit(ctx, bar, model, trainer, (train_ids,), module=module,
+                     model_keys=("wordvec_dim", "hidden_dim", "dtype"),
+                     model_kw=dict(chars=chars, seed=int(ctx.seed % 100_000), **model_kw))
+        return bits_from_scores(lambda x, st: ctx.method(handle, "loss", x, None, st, module=module,
                                                          returns=("any", "any")), val_ids)
     return run
 
@@ -773,8 +700,10 @@ def _(ctx):
             want = ctx.oracle.bits_per_char(params, ids, rows, seq_len)
             got = ctx.call("bits_per_char", model, ids, rows, seq_len, returns="number")
             got = ctx.scalar("bpc", got)
-            hint = " (that is the value in nats: divide by ln 2)" if abs(got - want * math.log(2)) < 1e-9 else ""
-            ctx.expect(abs(got - want) <= 1e-9 * max(1.0, want), f"bits per character {got!r}, expected {want!r}{hint}")
+            nats = abs(got - want * math.log(2)) < ctx.tol.formula_rtol
+            hint = " (that is the value in nats: divide by ln 2)" if nats else ""
+            ctx.expect(abs(got - want) <= ctx.tol.formula_rtol * max(1.0, want),
+                       f"bits per character {got!r}, expected {want!r}{hint}")
 
 
 @CHECKS.task("rnn.sample")
@@ -818,15 +747,13 @@ def _(ctx):
     fig = ax = None
     with ctx.part("one line per cell: x = time steps 1..T, y = its norms", 2):
         fig = ctx.figure("plot_gradient_norms", ctx.call("plot_gradient_norms", norms), expected)
-        if len(fig["panels"]) != 1:
-            ctx.fail(f"expected one axes, found {len(fig['panels'])}")
-        ax = fig["panels"][0]
+        ax = one_panel(ctx, fig)
         lines = [line for line in ax["lines"] if isinstance(line, dict)]
         if len(lines) != len(norms):
             ctx.fail(f"expected {len(norms)} lines (one per cell: {', '.join(norms)}), found {len(ax['lines'])}")
         for (name, values), line in zip(norms.items(), lines):
-            ctx.compare(f"{name} line x data", line["x"], np.arange(1, t + 1), rtol=1e-12)
-            ctx.compare(f"{name} line y data", line["y"], values, rtol=1e-9)
+            ctx.compare(f"{name} line x data", line["x"], np.arange(1, t + 1), rtol=ctx.tol.exact_rtol)
+            ctx.compare(f"{name} line y data", line["y"], values, rtol=ctx.tol.formula_rtol)
     with ctx.part("log-scale y axis"):
         if ax is None:
             ctx.fail("no figure")
