@@ -204,6 +204,8 @@ def test_nbgrader_autograde_scores_each_cell_in_the_kernel(term):
 
 
 def test_hidden_suite_scores_are_in_nbgraders_database(term):
+    """(The gradebook's points are compared before the late penalty: the students submit today, and whether that is
+    after the configured due date depends on the day the test runs; tests/test_lateness.py covers the penalty.)"""
     course, grades = term["course"], term["after_autograde"]
     allowed = MUTANT.allowed(TOPIC)
     for student in STUDENTS:
@@ -224,8 +226,8 @@ def test_hidden_suite_scores_are_in_nbgraders_database(term):
     assert grades["mutant"][cell_id(primary)][0] < primary.points
     auto_max = sum(t.points for t in TOPIC.tasks if t.kind == "auto")
     book = term["gradebook_after_autograde"]
-    assert float(book["ref"][f"{TOPIC.slug}_points"]) == auto_max
-    assert float(book["stub"][f"{TOPIC.slug}_points"]) == 0
+    assert float(book["ref"][f"{TOPIC.slug}_points_before_penalty"]) == auto_max
+    assert float(book["stub"][f"{TOPIC.slug}_points_before_penalty"]) == 0
     assert float(book["ref"]["pending_manual_points"]) == float(book["mutant"]["pending_manual_points"]) == \
         WRITTEN.points
     assert float(book["stub"]["pending_manual_points"]) == 0  # blank answer: nbgrader's 0, read back
@@ -246,11 +248,11 @@ def test_manual_grades_from_formgrader_reach_the_gradebook(term):
     book, before = gradebook(course), term["gradebook_after_autograde"]
     for student in STUDENTS:
         added = MANUAL.get(student, 0.0)
-        assert float(book[student][f"{TOPIC.slug}_points"]) == \
-            pytest.approx(float(before[student][f"{TOPIC.slug}_points"]) + added, abs=0.011)
+        assert float(book[student][f"{TOPIC.slug}_points_before_penalty"]) == \
+            pytest.approx(float(before[student][f"{TOPIC.slug}_points_before_penalty"]) + added, abs=0.011)
         assert float(book[student]["pending_manual_points"]) == 0
     auto_max = sum(t.points for t in TOPIC.tasks if t.kind == "auto")
-    assert float(book["ref"][f"{TOPIC.slug}_points"]) == auto_max + MANUAL["ref"]
+    assert float(book["ref"][f"{TOPIC.slug}_points_before_penalty"]) == auto_max + MANUAL["ref"]
     # the hidden-suite scores in the database are untouched by the manual step
     grades = db_grades(course)
     for student in STUDENTS:
@@ -269,7 +271,7 @@ def test_feedback_and_export(term):
     dlcore_course(course, "feedback", TOPIC.slug)
     for student in STUDENTS:
         page = course / "feedback" / student / TOPIC.slug / f"{NOTEBOOK_ID}.html"
-        total = float(book[student][f"{TOPIC.slug}_points"])
+        total = float(book[student][f"{TOPIC.slug}_points_before_penalty"])
         assert f"{NOTEBOOK_ID} (Score: {round(total, 2)} / {float(TOPIC.max_points)})" in page.read_text(), student
     home = term["homes"]["mutant"]
     as_student(home, "mutant", term["exchange"], "fetch_feedback", TOPIC.slug)
@@ -279,5 +281,5 @@ def test_feedback_and_export(term):
         rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == TOPIC.slug}
     assert sorted(rows) == sorted(STUDENTS)
     for student in STUDENTS:
-        assert float(rows[student]["score"]) == pytest.approx(float(book[student][f"{TOPIC.slug}_points"]), abs=0.011)
+        assert float(rows[student]["score"]) == pytest.approx(float(book[student][f"{TOPIC.slug}_points_before_penalty"]), abs=0.011)
         assert float(rows[student]["max_score"]) == TOPIC.max_points
