@@ -26,8 +26,8 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Iterator
 
 import course_config
 from autograder import lateness, reports, scoring, stopping
@@ -314,6 +314,7 @@ def merge(kept: R.TopicResult, regraded: dict) -> dict:
     same submission (`kept`): the regraded tasks' results replace theirs, the others' are kept as they were, in
     the topic's task order; the notes on the files and the fingerprint are the new grading's."""
     new = reports.topic_result(regraded)
+    assert new is not None  # `regraded` is gradescope data this grader has just made (reports.gradescope)
     by_task = {r.task: r for r in kept.results} | {r.task: r for r in new.results}
     order = [t.name for t in course_config.topic(kept.topic).tasks]
     merged = dataclasses.replace(
@@ -327,7 +328,7 @@ def merge(kept: R.TopicResult, regraded: dict) -> dict:
     return data
 
 
-Outcome = Iterator[tuple[Job, "dict | BaseException"]]  # (the job, its results.json data or the failure)
+Outcome = Generator[tuple[Job, "dict | BaseException"], None, None]  # (the job, its results.json data or the failure)
 
 
 def _pool_process_start(parent: int) -> None:
@@ -440,7 +441,7 @@ def record_grader_failure(out: Path, student: str, topic: str, exc: BaseExceptio
     reports.write_results(out, _internal_error(student, topic, exc))
 
 
-def graded_topics(out: Path, topics: list[str] = ()) -> list[str]:
+def graded_topics(out: Path, topics: Sequence[str] = ()) -> list[str]:
     """`topics` and every topic with a results.json under `out`, in the course's order."""
     slugs = set(topics) | {p.parent.name for p in out.glob("*/*/results.json")}
     return [t.slug for t in course_config.TOPICS if t.slug in slugs]

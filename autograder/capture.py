@@ -101,7 +101,8 @@ class Capture:
         """The output of the op that just ended (flushed, drained up to this point), as printable text."""
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
-                stream.flush()
+                if stream is not None:  # sys.__stdout__ is None without a console (flush() of None raised here)
+                    stream.flush()
             except Exception:
                 pass
         token = b"\0dlcore-end-of-op:" + os.urandom(12).hex().encode() + b"\0"

@@ -35,6 +35,7 @@ import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import course_config
 from autograder import lateness, reports, scoring
@@ -166,7 +167,7 @@ def task_failures(cohort: Cohort) -> list[dict]:
                     messages.setdefault(label, Counter())[msg] += 1
                     diagnosed[(label, msg)] += r.status != R.NOT_ATTEMPTED
                 labels.update(list(dict.fromkeys(label for label, _ in causes)))
-            row = {"topic": topic, "task": task, "scored": len(scored), "lost": len(lost),
+            row: dict[str, Any] = {"topic": topic, "task": task, "scored": len(scored), "lost": len(lost),
                    "rate": len(lost) / len(scored) if scored else 0.0, "part": "", "part_count": 0,
                    "message": "", "message_count": 0}
             if labels:
@@ -201,7 +202,7 @@ def grade_distribution_png(stats: dict) -> str:
     bars = ax.bar(letters, [stats["letters"][x] for x in letters], color="#4a7bb7")
     ax.bar_label(bars)
     ax.set(title=f"Grade distribution ({stats['n']} students)", xlabel="OAU letter", ylabel="students")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # a MaxNLocator at run time
     return _png(fig)
 
 
@@ -216,11 +217,11 @@ def topic_histogram_png(slug: str, percents: list[float]) -> str:
     ax.hist(percents, bins=range(0, 110, 10), color="#6a9f58", edgecolor="white")
     ax.set(title=textwrap.fill(_title(slug), 40), xlabel="score (% of the topic's points)", ylabel="students",
            xlim=(0, 100))
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]  # a MaxNLocator at run time
     return _png(fig)
 
 
-def _table(head: list[str], rows: list[list], numeric: set[int] = frozenset(), attrs: str = "") -> str:
+def _table(head: list[str], rows: list[list], numeric: set[int] | frozenset[int] = frozenset(), attrs: str = "") -> str:
     """An html table (cells escaped) inside a box that scrolls sideways on its own when it is too wide."""
     e = html.escape
     cls = [" class='n'" if i in numeric else "" for i in range(len(head))]

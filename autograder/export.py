@@ -283,7 +283,9 @@ def _find_folder(submission: Path, slug: str, near: Path | None = None) -> Path 
 def stage(topic: Topic, submission: Path, dest: Path) -> tuple[Path, list[str]]:
     """Copy a submission into dest/<slug>/ and dest/<required>/, the layout `grade_topic` reads (the folders of
     one student side by side). Returns dest/<slug> (absent when nothing was found) and notes about the layout."""
-    notes, folder = [], dest / topic.slug
+    notes: list[str] = []
+    folder = dest / topic.slug
+    found: Path | None
     if any((submission / f"{m}.py").is_file() for m in topic.modules):  # the topic's files at the top level
         folder.mkdir(parents=True)
         for p in sorted(submission.iterdir()):

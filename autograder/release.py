@@ -128,8 +128,10 @@ def expected_files(topics=None) -> dict[str, bytes | Path]:
     for path in sorted((REPO / "solutions" / "toolkit").glob("*.npz")):  # the toolkit's model weights (no pickle)
         files[f"toolkit/{path.name}"] = path.read_bytes()
     for name in engine_modules():
-        rel = import_graph.module_file(name).relative_to(REPO)
-        files[str(rel)] = (header(str(rel)) + (REPO / rel).read_text()).encode()
+        module = import_graph.module_file(name)
+        assert module is not None  # closure() has read each of its modules' source (imports() raises otherwise)
+        engine_rel = module.relative_to(REPO)
+        files[str(engine_rel)] = (header(str(engine_rel)) + (REPO / engine_rel).read_text()).encode()
     for path in sorted((REPO / "course_config").rglob("*.py")):  # the whole configuration, every topic's file
         rel = path.relative_to(REPO).as_posix()
         files[rel] = (header(rel) + path.read_text()).encode()

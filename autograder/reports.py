@@ -176,7 +176,7 @@ def feedback_html(student: str, topic_results: list[R.TopicResult], row: dict) -
     for tr in topic_results:
         before = f" ({tr.raw_points:g} before the late penalty)" if tr.penalty > 1e-9 else ""
         parts.append(f"<h2>{e(course_config.topic(tr.topic).title)}: {tr.points:g}/{tr.max_points:g}{before}</h2>")
-        if _late_line(tr):
+        if tr.lateness is not None and _late_line(tr):  # (no line without a lateness)
             status = tr.lateness.status
             parts.append(f"<p class='{'ERROR' if status in (R.LATE, R.NO_TIME) else 'passed'} late'>"
                          f"{e(_late_line(tr))}</p>")

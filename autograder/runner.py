@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import course_config
 from autograder import results as R
@@ -51,7 +52,8 @@ class Session:
         self.import_failures: dict[str, Exception] = {}
         self.student_seconds = 0.0
         self.spent = {"numpy": 0.0, "torch": 0.0}  # seconds spent in each worker's calls
-        self.seed, self.seeded = 0, set()
+        self.seeded: set[str] = set()  # the worker kinds seeded since the last reseed
+        self.seed = 0
 
     def reseed(self, seed: int) -> None:
         """Seed the workers' global RNGs (random, np.random, torch) before their next call in this task."""
@@ -266,7 +268,7 @@ def _status(parts: list[R.Part], not_implemented: int) -> str:
 def run_task(topic: Topic, task: Task, suite: Suite, session: Session, seed: int,
              failed_before: set[str]) -> R.CheckResult:
     tags = (f"{task.module}.{task.function}" if task.function else task.module,)
-    base = dict(tags=tags, seed=seed, category=task.category)
+    base: dict[str, Any] = dict(tags=tags, seed=seed, category=task.category)
     if task.kind == "manual":
         return R.CheckResult(task.name, 0.0, task.points, R.MANUAL, "pending: graded by an instructor", **base)
     check = suite.checks[task.name]  # every automatic task has one (asserted when the suite was built)
@@ -389,10 +391,10 @@ def grade_topic(topic: Topic, folder: Path, visibility: str = "hidden", student:
         problem = notebook_problem(topic, folder)
         if problem:
             result.notes.append(problem)
-        for r in topic.requires:
-            if not (folder.parent / r).is_dir():
-                result.notes.append(f"{topic.slug} imports your {r} code, but there is no {r}/ folder beside "
-                                    f"{folder.name}/: hand in {r}/ too")
+        for req in topic.requires:
+            if not (folder.parent / req).is_dir():
+                result.notes.append(f"{topic.slug} imports your {req} code, but there is no {req}/ folder beside "
+                                    f"{folder.name}/: hand in {req}/ too")
     session = Session(topic, folder, limits, torch_limits, device=device)
     budget = session.limits["numpy"].wall_s + (session.limits["torch"].wall_s if topic.torch_modules else 0.0)
     failed: set[str] = set()

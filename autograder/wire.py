@@ -21,6 +21,7 @@ import json
 import os
 import struct
 import weakref
+from typing import Any
 
 from autograder.figures import figure_data
 
@@ -219,7 +220,7 @@ def encode(value, blobs: list[bytes], keep, depth: int = 0, memo: Memo | None = 
     if type(value).__name__ == "Figure" and type(value).__module__.startswith("matplotlib"):
         return encode(figure_data(value), blobs, keep, depth + 1, memo)
     if isinstance(value, tuple):
-        encoded = {"__tuple__": [encode(v, blobs, keep, depth + 1, memo) for v in value]}
+        encoded: dict[str, Any] = {"__tuple__": [encode(v, blobs, keep, depth + 1, memo) for v in value]}
         fields = getattr(type(value), "_fields", None)  # a named tuple (a cache, say): its names travel too
         if isinstance(fields, tuple) and len(fields) == len(value) and all(type(f) is str for f in fields):
             encoded.update(name=type(value).__name__, fields=list(fields))

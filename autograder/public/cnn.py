@@ -22,6 +22,8 @@ im2col pooling: 26-27; the reference's strided maxima are unusually fast), hence
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -265,7 +267,8 @@ def _speed_part(ctx, forward: str, backward: str | None) -> None:
                    lambda: getattr(ctx.oracle, name)(dout, ref_cache), probe, size.format(*dims), hint)
 
 
-TIMED = {"conv_forward_fast": (TIMED_CONV, _conv_inputs, "a {}x{}x{}x{} input with {} {}x{} filters"),
+TIMED: dict[str, tuple[tuple[int, ...], Callable[..., Any], str]] = {
+         "conv_forward_fast": (TIMED_CONV, _conv_inputs, "a {}x{}x{}x{} input with {} {}x{} filters"),
          "max_pool_forward_fast": (TIMED_POOL, _pool_inputs, "a {}x{}x{}x{} input with {}x{} windows, stride {}")}
 
 

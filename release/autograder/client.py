@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,8 +91,12 @@ def transport_files() -> dict[str, Path]:
     keeps that set to the transport layer (nothing of the checks, the runner or the course)."""
     root = Path(worker_server.__file__).resolve().parent
     names = import_graph.closure([worker_server.__name__], root)
-    return {str(import_graph.module_file(n, root).relative_to(root.parent)): import_graph.module_file(n, root)
-            for n in sorted(names)}
+    files: dict[str, Path] = {}
+    for n in sorted(names):
+        path = import_graph.module_file(n, root)
+        assert path is not None  # closure() has read each of its modules' source (imports() raises otherwise)
+        files[str(path.relative_to(root.parent))] = path
+    return files
 
 
 def _stage_transport(dest: Path) -> None:
@@ -239,7 +244,7 @@ class WorkerClient:
                 delattr(self, fd)
 
     def close(self) -> None:
-        if self.alive:
+        if self.alive and self.proc is not None:  # alive implies a process; the second test narrows the type
             try:
                 wire.write_message(self.fd_to, {"op": "exit"}, [])
                 self.proc.wait(timeout=2)
@@ -378,7 +383,7 @@ class WorkerClient:
     def release(self, *handles: Handle) -> None:
         self.request({"op": "release", "handles": [h.id for h in handles]})
 
-    def patch(self, names: list[str], callback) -> None:
+    def patch(self, names: Sequence[str], callback) -> None:
         """Replace the functions `names` ("pkg.module.function") in the worker by proxies whose calls come back
         here: `callback(header, blobs) -> (reply, blobs)` answers each (autograder.runner runs the reference).
         The reference code never enters the sandbox; only its arguments and results cross, as plain data."""

@@ -153,7 +153,7 @@ def _closed_ancestor(path: str) -> str | None:
     return None
 
 
-def _plain_root_prefix(tmp: Path, extra: list[str]) -> list[str]:
+def _plain_root_prefix(tmp: Path | None, extra: list[str]) -> list[str]:
     """As root without bubblewrap: `unshare -n` (no network) before the privilege drop.
 
     A Python that lives under a folder nobody may enter (pyenv under /root, mode 0700) would not start as
@@ -176,6 +176,7 @@ def _plain_root_prefix(tmp: Path, extra: list[str]) -> list[str]:
     q = shlex.quote
     script = ["set -e"]
     for i, (top, paths) in enumerate(sorted(closed.items())):
+        assert tmp is not None, "confined_command: the plain mode as root needs plain_tmp"  # (was a TypeError)
         stage = tmp / f"stage{i}"  # the real folder, seen only by this root shell until it is unmounted
         script += [f"mkdir -m 700 {q(str(stage))}", f"mount --bind {q(top)} {q(str(stage))}",
                    f"mount -t tmpfs -o mode=0755,size=1m dlcore {q(top)}"]

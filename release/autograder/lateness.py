@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import course_config
@@ -181,7 +182,8 @@ def compute(slug: str, student: str, submitted_at: str, source: str,
     if not submitted_at:
         return R.Lateness(R.NO_TIME, "", "", iso(due), extended, policy=describe(p))
     seconds = (parse_time(submitted_at) - due).total_seconds()
-    base = dict(submitted_at=submitted_at, source=source, due=iso(due), extended=extended, policy=describe(p))
+    base: dict[str, Any] = dict(submitted_at=submitted_at, source=source, due=iso(due), extended=extended,
+                                policy=describe(p))
     if seconds <= 0:
         return R.Lateness(R.ON_TIME, **base)
     if seconds <= 60 * p.grace_minutes:

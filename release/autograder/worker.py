@@ -143,7 +143,7 @@ class WorkerServer:
     def _proxy(self, name: str, original):
         worker = self
         module_name = name.rpartition(".")[0]
-        unreplaced = []  # [True] once the grader has been told that this function kept the student's code
+        unreplaced: list[bool] = []  # [True] once the grader has been told that this function kept the student's code
 
         def keep_live(obj, live):
             handle = worker.keep(obj)

@@ -12,6 +12,8 @@ the course's MNIST classifier, through torchmetrics).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -393,7 +395,9 @@ def _step_parts(ctx, which: str, label: str, inp: dict, **kw):
     want, want_d, want_g = ctx.oracle.step(which, **inp, **kw)
     args = (which, inp["d_params"], inp["g_params"], inp["real"], inp["noise"], inp["lr"])
     keys = ("d_loss", "d_real", "d_fake") if which == "D" else ("g_loss",)
-    result = problem = None
+    # set by the try below; where it fails, each part re-raises `problem` before using `result`
+    result: Any = None
+    problem: Exception | None = None
     try:
         result = ctx.call("one_step", *args, **kw, returns=({k: "number" for k in keys}, "list", "list", "list",
                                                             "list"))
